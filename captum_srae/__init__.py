@@ -1,6 +1,14 @@
 #!/usr/bin/env python3
 """captum-srae: XNN / Sparse Reconstruction Autoencoder explanations for Captum."""
 
+from captum_srae.activations import (
+    activation_batches,
+    collect_activations,
+    iter_input_batches,
+    layer_name,
+    pool_activations,
+    resolve_layer,
+)
 from captum_srae.config import SRAEConfig
 from captum_srae.losses import (
     LossTerms,
@@ -12,11 +20,33 @@ from captum_srae.losses import (
     srae_loss,
 )
 from captum_srae.model import SRAE, SRAEOutput
+from captum_srae.serialization import SRAEFormatError, load_srae, save_srae
+from captum_srae.training import (
+    RoundRecord,
+    TrainingHistory,
+    acceptance,
+    fit_srae,
+    r2_score,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SRAE",
+    "SRAEFormatError",
+    "RoundRecord",
+    "TrainingHistory",
+    "acceptance",
+    "activation_batches",
+    "collect_activations",
+    "fit_srae",
+    "iter_input_batches",
+    "layer_name",
+    "load_srae",
+    "pool_activations",
+    "r2_score",
+    "resolve_layer",
+    "save_srae",
     "SRAEConfig",
     "SRAEOutput",
     "LossTerms",

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Dict, Literal, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, Literal
 
 PullAwayAxis = Literal["images", "features"]
 Reconstruction = Literal["log", "mse"]
@@ -68,8 +69,13 @@ class SRAEConfig:
             autoencoder; 0 skips pretraining. Default: 5
         max_epochs (int): Upper bound on fine-tuning epochs per round.
             Default: 100
-        patience (int): Stop fine-tuning after this many epochs without
-            improvement of the held-out faithfulness. Default: 10
+        patience (int): Epochs without improvement of the held-out
+            faithfulness that count as a plateau. On a plateau the learning
+            rate steps early (from the best weights so far) while fewer than
+            ``max_lr_decays`` steps were taken; otherwise fine-tuning stops.
+            Default: 10
+        max_lr_decays (int): Learning-rate steps (scheduled or on a plateau)
+            after which a plateau stops fine-tuning. Default: 2
         val_fraction (float): Fraction of samples held out for early stopping
             and for reporting faithfulness. Default: 0.2
         retune_rounds (int): Maximum number of training rounds of the automatic
@@ -82,6 +88,13 @@ class SRAEConfig:
             round. Default: 1.2
         retune_pt_factor (float): Factor on ``alpha_pt`` after a rejected round.
             Default: 0.8
+        revive_dead (bool): Keep every x-feature alive: centre the biases of
+            each pretraining encoder layer on the median of its pre-activations
+            (so each unit starts active on half of the data), and re-centre an
+            x-feature that is inactive on every training sample after
+            pretraining and after each fine-tuning epoch (a dead ReLU unit gets
+            no gradient and never recovers). Not in the authors' code; it
+            prevents the dead x-features of method.md 4.7. Default: True
         seed (int): Seed of initialisation, dropout, shuffling and the split.
             Default: 0
 
@@ -96,7 +109,7 @@ class SRAEConfig:
     """
 
     n_concepts: int = 5
-    hidden_sizes: Tuple[int, int] = (800, 100)
+    hidden_sizes: tuple[int, int] = (800, 100)
     dropout: float = 0.02
     q: float = 100.0
     alpha_pred: float = 50.0
@@ -108,7 +121,7 @@ class SRAEConfig:
     reconstruction: Reconstruction = "log"
     pooling: Pooling = "avg"
     standardize: bool = True
-    decoder_relu: Optional[bool] = None
+    decoder_relu: bool | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-4
     lr_step_epochs: int = 40
@@ -117,12 +130,14 @@ class SRAEConfig:
     pretrain_epochs: int = 5
     max_epochs: int = 100
     patience: int = 10
+    max_lr_decays: int = 2
     val_fraction: float = 0.2
     retune_rounds: int = 5
     retune_min_positive: int = 2
     retune_min_ratio: float = 0.3
     retune_rec_factor: float = 1.2
     retune_pt_factor: float = 0.8
+    revive_dead: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -149,12 +164,10 @@ class SRAEConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("pretrain_epochs", "retune_min_positive", "seed"):
+        for name in ("pretrain_epochs", "retune_min_positive", "max_lr_decays", "seed"):
             value = getattr(self, name)
             if not _is_int(value) or value < 0:
-                raise ValueError(
-                    f"{name} must be a nonnegative integer, got {value!r}"
-                )
+                raise ValueError(f"{name} must be a nonnegative integer, got {value!r}")
         for name in ("q", "lr", "lr_gamma", "retune_rec_factor", "retune_pt_factor"):
             value = getattr(self, name)
             if not _is_number(value) or not value > 0:
@@ -162,9 +175,7 @@ class SRAEConfig:
         for name in ("alpha_pred", "alpha_rec", "alpha_pt", "weight_decay"):
             value = getattr(self, name)
             if not _is_number(value) or not value >= 0:
-                raise ValueError(
-                    f"{name} must be a nonnegative number, got {value!r}"
-                )
+                raise ValueError(f"{name} must be a nonnegative number, got {value!r}")
         if not _is_number(self.dropout) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not _is_number(self.val_fraction) or not 0 < self.val_fraction < 1:
@@ -179,7 +190,7 @@ class SRAEConfig:
         _check_choice("pull_away_axis", self.pull_away_axis, ("images", "features"))
         _check_choice("reconstruction", self.reconstruction, ("log", "mse"))
         _check_choice("pooling", self.pooling, ("avg", "flatten"))
-        for name in ("v_weighting", "nonnegative", "standardize"):
+        for name in ("v_weighting", "nonnegative", "standardize", "revive_dead"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.decoder_relu is not None and not isinstance(self.decoder_relu, bool):
@@ -188,7 +199,7 @@ class SRAEConfig:
             )
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "SRAEConfig":
+    def preset(cls, name: str, **overrides: Any) -> SRAEConfig:
         r"""Build a named preset, optionally overriding some fields.
 
         Args:
@@ -207,18 +218,18 @@ class SRAEConfig:
             raise ValueError(f"name must be one of {_PRESETS}, got {name!r}")
         return base.replace(**overrides) if overrides else base
 
-    def replace(self, **changes: Any) -> "SRAEConfig":
+    def replace(self, **changes: Any) -> SRAEConfig:
         """Return a copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dictionary of every field."""
         out = dataclasses.asdict(self)
         out["hidden_sizes"] = list(self.hidden_sizes)
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SRAEConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> SRAEConfig:
         """Build a configuration from :meth:`to_dict` output.
 
         Raises:
@@ -249,6 +260,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _check_choice(name: str, value: Any, choices: Tuple[str, ...]) -> None:
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Union
+import os
+from typing import NamedTuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from captum_srae.config import SRAEConfig
 
-PathLike = Union[str, "os.PathLike[str]"]  # noqa: F821  (string annotation only)
+PathLike = Union[str, "os.PathLike[str]"]  # noqa: UP007
 
 
 class SRAEOutput(NamedTuple):
@@ -66,13 +67,15 @@ class SRAE(nn.Module):
         self,
         in_features: int,
         n_outputs: int = 1,
-        config: Optional[SRAEConfig] = None,
+        config: SRAEConfig | None = None,
         decoder_relu: bool = True,
     ) -> None:
         super().__init__()
         config = SRAEConfig() if config is None else config
         if not isinstance(config, SRAEConfig):
-            raise TypeError(f"config must be an SRAEConfig, got {type(config).__name__}")
+            raise TypeError(
+                f"config must be an SRAEConfig, got {type(config).__name__}"
+            )
         for name, value in (("in_features", in_features), ("n_outputs", n_outputs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -123,7 +126,7 @@ class SRAE(nn.Module):
         return self.encode_standardized(self.standardize_z(z))
 
     def decode(self, e: Tensor) -> Tensor:
-        """Map x-features ``(N, n_concepts)`` to reconstructed activations ``(N, D)``."""
+        """Map x-features ``(N, n_concepts)`` to reconstructed activations."""
         self._check_input(e, self.n_concepts, "e")
         return self._decode_raw(e)
 
@@ -135,11 +138,13 @@ class SRAE(nn.Module):
     def forward(self, z: Tensor) -> SRAEOutput:
         """Return :class:`SRAEOutput` (x-features, reconstruction, prediction)."""
         e = self.encode(z)
-        return SRAEOutput(e, self._decode_raw(e), self.predictor(e) * self.y_scale + self.y_mean)
+        return SRAEOutput(
+            e, self._decode_raw(e), self.predictor(e) * self.y_scale + self.y_mean
+        )
 
     @property
     def weight(self) -> Tensor:
-        """Effective predictor weights ``v`` in score units, shape ``(K, n_concepts)``."""
+        """Effective predictor weights ``v`` in score units, ``(K, n_concepts)``."""
         return self.predictor.weight * self.y_scale[:, None]
 
     @property
@@ -178,7 +183,11 @@ class SRAE(nn.Module):
         return self.predictor(e)
 
     def _decode_raw(self, e: Tensor) -> Tensor:
-        out = self.decoder(e) * self.z_scale + self.z_mean
+        return self._finish_raw(self.decoder(e))
+
+    def _finish_raw(self, out: Tensor) -> Tensor:
+        # last decoder Linear output (standardised units) -> raw activations
+        out = out * self.z_scale + self.z_mean
         return torch.relu(out) if self.decoder_relu else out
 
     def _check_input(self, x: Tensor, dim: int, name: str) -> None:
@@ -187,12 +196,10 @@ class SRAE(nn.Module):
         if not x.is_floating_point():
             raise TypeError(f"{name} must be a floating tensor, got dtype {x.dtype}")
         if x.dim() != 2 or x.shape[1] != dim:
-            raise ValueError(
-                f"{name} must have shape (N, {dim}), got {tuple(x.shape)}"
-            )
+            raise ValueError(f"{name} must have shape (N, {dim}), got {tuple(x.shape)}")
 
     # --------------------------------------------------------- persistence
-    def save(self, path: PathLike, *, metadata: Optional[dict] = None) -> None:
+    def save(self, path: PathLike, *, metadata: dict | None = None) -> None:
         """Save to a folder holding ``config.json`` and ``weights.safetensors``.
 
         The folder is written next to its final place and swapped in atomically,
@@ -208,7 +215,7 @@ class SRAE(nn.Module):
         save_srae(self, path, metadata=metadata)
 
     @classmethod
-    def load(cls, path: PathLike, map_location: Union[str, torch.device] = "cpu") -> "SRAE":
+    def load(cls, path: PathLike, map_location: str | torch.device = "cpu") -> SRAE:
         """Load a model written by :meth:`save` (JSON and safetensors only).
 
         Raises:

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Argument checks shared by the public functions (clear errors, never asserts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def as_float_tensor(x: Any, name: str) -> Tensor:
+    """Return ``x`` as a floating torch tensor (float32 unless float64).
+
+    Raises:
+        TypeError: if ``x`` is not a tensor/array or is not floating point.
+    """
+    if isinstance(x, np.ndarray):
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(
+                f"{name} must hold floating-point values, got dtype {x.dtype}"
+            )
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    return x.detach()
+
+
+def check_finite(x: Tensor, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` and the first bad row on NaN/Inf."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        rows = bad.reshape(bad.shape[0], -1).any(dim=1).nonzero().flatten()
+        kind = "NaN" if bool(torch.isnan(x).any()) else "Inf"
+        raise ValueError(
+            f"{name} contains {kind} values ({int(rows.numel())} bad rows, first at "
+            f"row {int(rows[0])}); remove or fix these samples before fitting"
+        )

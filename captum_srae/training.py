@@ -402,6 +402,24 @@ def _center_bias(linear: torch.nn.Module, inputs: Tensor, only_dead: bool) -> No
         linear.bias.sub_(shift)
 
 
+def _revive(srae: SRAE, zs: Tensor, quantile: float = 0.9) -> None:
+    """Gently re-activate x-features that are inactive on every training sample.
+
+    The bias of a dead x-feature is raised just enough for it to fire on the
+    top 10 % of the training samples, and its predictor weights are zeroed, so
+    the reconstructed score does not jump; training then decides its use.
+    """
+    last = srae.encoder[5]
+    with torch.no_grad():
+        pre = last(_penultimate(srae, zs))
+        dead = (pre <= 0).all(dim=0)
+        if not bool(dead.any()):
+            return
+        level = torch.quantile(pre, quantile, dim=0)
+        last.bias.sub_(torch.where(dead, level, torch.zeros_like(level)))
+        srae.predictor.weight[:, dead] = 0.0
+
+
 def _init_predictor(srae: SRAE, data: _Split) -> None:
     srae.eval()
     with torch.no_grad():
@@ -438,9 +456,7 @@ def _finetune(
         sums = _train_epoch(srae, data, config, gen, opt, alphas)
         if config.revive_dead and config.nonnegative:
             srae.eval()
-            _center_bias(
-                srae.encoder[5], _penultimate(srae, data.z_train), only_dead=True
-            )
+            _revive(srae, data.z_train)
         val_mse, val_r2 = _evaluate(srae, data.z_val, data.y_val)
         entry: dict[str, float] = {"round": round_index, "epoch": epoch, "lr": lr}
         entry.update(sums)

@@ -22,7 +22,9 @@ def ref_sparse_reconstruction(z: Tensor, z_hat: Tensor, q: float) -> float:
     b, d = z.shape
     total = 0.0
     for col in range(d):
-        batch_mean = sum((float(z_hat[i, col]) - float(z[i, col])) ** 2 for i in range(b))
+        batch_mean = sum(
+            (float(z_hat[i, col]) - float(z[i, col])) ** 2 for i in range(b)
+        )
         total += math.log(1.0 + q * batch_mean / b)
     return total / d
 

@@ -16,6 +16,10 @@ from sklearn.metrics import r2_score as sk_r2
 import captum_srae.training as training
 from captum_srae import SRAE, SRAEConfig, acceptance, fit_srae, r2_score
 
+# Small problems with a tiny network often fail the acceptance rule; the
+# warning is asserted in its own test.
+pytestmark = pytest.mark.filterwarnings("ignore:SRAE re-tuning did not meet")
+
 FAST = SRAEConfig(hidden_sizes=(32, 16), pretrain_epochs=1, max_epochs=6, patience=3)
 
 
@@ -57,9 +61,7 @@ def test_defaults_are_faithful_and_beat_pca_regression(three_factor, three_facto
 
 
 @pytest.mark.parametrize("scale", [0.1, 10.0])
-def test_faithfulness_does_not_depend_on_score_or_activation_scale(
-    three_factor, scale
-):
+def test_faithfulness_does_not_depend_on_score_or_activation_scale(three_factor, scale):
     """Scores x0.1 (and activations x10) or x10: the defaults still reach 0.99."""
     z, y = three_factor
     z_scaled = z * (10.0 if scale < 1 else 1.0)
@@ -96,7 +98,9 @@ def test_acceptance_rule_on_hand_set_contributions():
     assert not acceptance(torch.tensor([[5.0, -2.0, 0.0, 0.0, 0.0]]), cfg)  # 1 pos
     two = torch.cat([ok, torch.tensor([[3.0, 0.0, 0.0, 0.0, 0.0]])])
     assert not acceptance(two, cfg)  # every output must pass
-    assert acceptance(torch.tensor([[5.0, 1.0, 0.0]]), cfg.replace(retune_min_ratio=0.2))
+    assert acceptance(
+        torch.tensor([[5.0, 1.0, 0.0]]), cfg.replace(retune_min_ratio=0.2)
+    )
 
 
 def test_retuning_keeps_weights_when_the_rule_holds(monkeypatch):
@@ -158,8 +162,9 @@ def test_history_records_every_stage(tmp_path):
     keys |= {"pull_away", "val_mse", "val_r2"}
     assert history.epochs and all(keys <= set(e) for e in history.epochs)
     for e in history.epochs:
-        total = cfg.alpha_pred * e["prediction"] + cfg.alpha_rec * e["reconstruction"]
-        total += cfg.alpha_pt * e["pull_away"]
+        r = history.rounds[int(e["round"])]
+        total = r.alpha_pred * e["prediction"] + r.alpha_rec * e["reconstruction"]
+        total += r.alpha_pt * e["pull_away"]
         assert e["total"] == pytest.approx(total, rel=1e-5)
     assert (history.n_train, history.n_val) == (240, 60)
     assert len(history.rounds[0].mean_contributions[0]) == 5
@@ -189,8 +194,8 @@ def test_plateau_steps_the_rate_early_then_stops():
     _, history = fit_srae(z, y, cfg, show_progress=False)
     lrs = [e["lr"] for e in history.epochs]
     assert len(lrs) < 60
-    assert set(lrs) <= {pytest.approx(1e-3), pytest.approx(1e-4)}
-    assert lrs[-1] == pytest.approx(1e-4)
+    assert all(lr == pytest.approx(1e-3) or lr == pytest.approx(1e-4) for lr in lrs)
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4)
 
 
 def test_multi_output_numpy_and_authors_preset():
@@ -222,7 +227,7 @@ def test_progress_bar_can_be_turned_on(capsys):
         (torch.rand(100, 8, 2), torch.rand(100), ValueError, r"z must have shape"),
         (torch.rand(100, 8), torch.rand(100, 2, 2), ValueError, r"y must have shape"),
         (torch.rand(100, 5), torch.rand(100), ValueError, "n_concepts .5. must be"),
-        (torch.rand(9, 8), torch.rand(9), ValueError, "needs at least 10"),
+        (torch.rand(6, 8), torch.rand(6), ValueError, "6 samples.*needs at least 8"),
         ([[1.0] * 8] * 100, torch.rand(100), TypeError, "z must be a torch.Tensor"),
     ],
 )

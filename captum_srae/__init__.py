@@ -9,7 +9,13 @@ from captum_srae.activations import (
     pool_activations,
     resolve_layer,
 )
+from captum_srae.attribution import (
+    NotFittedError,
+    SRAEAttribution,
+    SRAEExplanation,
+)
 from captum_srae.config import SRAEConfig
+from captum_srae.heatmaps import XFeatureModel
 from captum_srae.losses import (
     LossTerms,
     faithfulness_loss,
@@ -34,6 +40,10 @@ __version__ = "0.1.0"
 __all__ = [
     "SRAE",
     "SRAEFormatError",
+    "NotFittedError",
+    "SRAEAttribution",
+    "SRAEExplanation",
+    "XFeatureModel",
     "RoundRecord",
     "TrainingHistory",
     "acceptance",

@@ -1,4 +1,7 @@
-"""Tests of ``captum_srae.demo``: the procedural data, the CNN and the demo run.
+"""Tests of the demo: the procedural data, the CNN and the demo run.
+
+The data set is in ``captum_srae.datasets``, the CNN in ``captum_srae.models``
+and the pipeline in ``captum_srae.demo``.
 
 The end-to-end demo (quick mode) runs once, in a module-scoped fixture.
 """
@@ -15,19 +18,27 @@ import pytest
 import safetensors.torch
 import torch
 
+import captum_srae.demo as demo_module
 from captum_srae import SRAE, r2_score
 from captum_srae.cli import main
+from captum_srae.datasets import make_shapes_dataset
 from captum_srae.demo import (
     CLASS_NAMES,
     PART_NAMES,
     QUICK,
-    SmallCNN,
-    accuracy,
-    make_shapes_dataset,
     run_demo,
     shapes_demo_data,
-    train_classifier,
 )
+from captum_srae.models import SmallCNN, accuracy, train_classifier
+
+
+def test_demo_reexports_the_moved_names() -> None:
+    assert demo_module.make_shapes_dataset is make_shapes_dataset
+    assert demo_module.SmallCNN is SmallCNN
+    assert demo_module.accuracy is accuracy
+    assert demo_module.train_classifier is train_classifier
+    moved = {"make_shapes_dataset", "SmallCNN", "accuracy", "train_classifier"}
+    assert moved <= set(demo_module.__all__)
 
 
 # ------------------------------------------------------------------ dataset

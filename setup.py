@@ -37,7 +37,7 @@ REQUIRED = [
     "scikit-learn",
 ]
 
-TEST_REQUIRES = ["pytest", "pytest-benchmark", "hypothesis"]
+TEST_REQUIRES = ["pytest", "pytest-benchmark", "hypothesis", "pillow"]
 DOCS_REQUIRES = ["sphinx", "furo"]
 BENCH_REQUIRES = ["pytest-benchmark"]
 # Peers used only for side-by-side comparisons; imported lazily.

@@ -29,6 +29,7 @@ from captum_srae.model import SRAE, SRAEOutput
 from captum_srae.serialization import SRAEFormatError, load_srae, save_srae
 from captum_srae.training import (
     RoundRecord,
+    TrainingDivergedError,
     TrainingHistory,
     acceptance,
     fit_srae,
@@ -44,7 +45,14 @@ __all__ = [
     "SRAEAttribution",
     "SRAEExplanation",
     "XFeatureModel",
+    "ConceptGalleryDisplay",
+    "ExplanationDisplay",
+    "ExplanationGridDisplay",
+    "FaithfulnessDisplay",
+    "TrainingCurvesDisplay",
+    "write_report",
     "RoundRecord",
+    "TrainingDivergedError",
     "TrainingHistory",
     "acceptance",
     "activation_batches",

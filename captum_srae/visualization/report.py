@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+r"""A self-contained HTML report of an SRAE explanation.
+
+:func:`write_report` writes a folder holding ``index.html`` (inline CSS,
+relative ``<img>`` links, no script and no external asset), one PNG per figure
+and ``metrics.json``. It opens in a browser from disk, without a server. The
+folder is built next to its final place and swapped in atomically
+(:func:`captum_srae._atomic.atomic_directory`), so a reader never sees a
+half-written report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from captum_srae._atomic import atomic_directory
+
+__all__ = ["write_report"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;
+color:#222;background:#fff;max-width:1200px}
+h1{font-size:1.6rem}h2{font-size:1.2rem;border-bottom:1px solid #ddd;
+padding-bottom:.2rem;margin-top:2rem}
+figure{margin:1rem 0}img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.85rem;color:#555}
+table{border-collapse:collapse;font-size:.9rem}
+td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+""".strip()
+
+
+def _figure(obj: Any) -> Figure:
+    """The matplotlib Figure of a Display (plotted if needed) or a Figure."""
+    if isinstance(obj, Figure):
+        return obj
+    if not hasattr(obj, "figure_"):
+        obj.plot()
+    fig = obj.figure_
+    if not isinstance(fig, Figure):
+        raise TypeError(f"expected a Display or a Figure, got {type(obj).__name__}")
+    return fig
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON data: tensors/arrays to lists, non-finite floats to None."""
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        value = value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return str(value)
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        rows: list[tuple[str, Any]] = []
+        for k, v in data.items():
+            rows += _flatten(v, f"{prefix}.{k}" if prefix else k)
+        return rows
+    return [(prefix, data)]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f'<td class="num">{value:.4g}</td>'
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f'<td class="num">{value}</td>'
+    text = "n/a" if value is None else json.dumps(value, ensure_ascii=False)
+    return f"<td>{html.escape(text.strip(chr(34)))}</td>"
+
+
+def _img(name: str, fig: Figure, dpi: int, caption: str) -> str:
+    w, h = (round(v * dpi) for v in fig.get_size_inches())
+    alt = html.escape(caption, quote=True)
+    return (
+        f'<figure><img src="{html.escape(name, quote=True)}" alt="{alt}" '
+        f'width="{w}" height="{h}"><figcaption>{html.escape(caption)}'
+        "</figcaption></figure>"
+    )
+
+
+def write_report(
+    out_dir: str | os.PathLike[str],
+    *,
+    explanation_figures: Sequence[Any] = (),
+    gallery: Any = None,
+    curves: Any = None,
+    scatter: Any = None,
+    metrics: Mapping[str, Any] | None = None,
+    title: str = "SRAE explanation report",
+    dpi: int = 100,
+) -> Path:
+    r"""Write the report folder ``out_dir`` (replacing it atomically).
+
+    Args:
+        out_dir (str or PathLike): the folder to create or replace.
+        explanation_figures (Sequence): Displays (e.g.
+            :class:`~captum_srae.visualization.ExplanationDisplay`) or
+            matplotlib Figures, one section each. Default: ()
+        gallery (Display or Figure, optional): the concept gallery.
+            Default: None
+        curves (Display or Figure, optional): the training curves.
+            Default: None
+        scatter (Display or Figure, optional): the faithfulness scatter.
+            Default: None
+        metrics (Mapping, optional): metric name → value (numbers, strings,
+            tensors, nested mappings); shown as a table and written to
+            ``metrics.json`` (non-finite numbers become ``null``).
+            Default: None
+        title (str, optional): the page title. Default: "SRAE explanation
+            report"
+        dpi (int, optional): resolution of the PNGs. Default: 100
+
+    Returns:
+        *Path*: the path of ``index.html``.
+
+    Examples::
+
+        >>> write_report("report", explanation_figures=[disp],
+        ...              scatter=FaithfulnessDisplay.from_explanation(ex),
+        ...              metrics={"val_r2": 0.97})  # doctest: +SKIP
+    """
+    items: list[tuple[str, str, Any]] = [
+        ("Explanations", f"explanation_{i}.png", f)
+        for i, f in enumerate(explanation_figures)
+    ]
+    named = [("Concept gallery", "gallery.png", gallery)]
+    named += [("Training curves", "curves.png", curves)]
+    named += [("Faithfulness", "faithfulness.png", scatter)]
+    items += [(s, n, f) for s, n, f in named if f is not None]
+    data = _jsonable(dict(metrics or {}))
+    esc = html.escape(title)
+    body = [f"<h1>{esc}</h1>"]
+    target = Path(out_dir)
+    with atomic_directory(target) as tmp:
+        section = None
+        for sec, name, obj in items:
+            fig = _figure(obj)
+            fig.savefig(tmp / name, dpi=dpi, metadata={"Software": None})
+            if sec != section:
+                body.append(f"<h2>{html.escape(sec)}</h2>")
+                section = sec
+            caption = fig.get_suptitle() or sec
+            body.append(_img(name, fig, dpi, caption))
+        if data:
+            rows = "".join(
+                f"<tr><th>{html.escape(k)}</th>{_cell(v)}</tr>"
+                for k, v in _flatten(data)
+            )
+            body.append(f"<h2>Metrics</h2><table>{rows}</table>")
+        body.append('<p><a href="metrics.json">metrics.json</a></p>')
+        page = (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{esc}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body)
+            + "\n</body></html>\n"
+        )
+        (tmp / "index.html").write_text(page, encoding="utf-8")
+        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
+        (tmp / "metrics.json").write_text(text + "\n", encoding="utf-8")
+    return target / "index.html"

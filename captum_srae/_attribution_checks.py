@@ -106,13 +106,15 @@ def check_inputs(inputs: Any, device: torch.device | None) -> tuple[Tensor, ...]
 
     Raises:
         TypeError: if ``inputs`` holds something other than tensors.
-        ValueError: on differing batch sizes or a wrong device.
+        ValueError: on differing or zero batch sizes or a wrong device.
     """
     tup = inputs if isinstance(inputs, tuple) else (inputs,)
     if not tup or not all(isinstance(t, Tensor) for t in tup):
         raise TypeError("inputs must be a Tensor or a tuple of Tensors")
     if any(t.ndim == 0 for t in tup) or len({t.shape[0] for t in tup}) > 1:
         raise ValueError("inputs must share a batch dimension (dim 0)")
+    if tup[0].shape[0] == 0:
+        raise ValueError("inputs must hold at least one example, got batch size 0")
     if device is not None and any(t.device != device for t in tup):
         raise ValueError(
             f"inputs are on device {tup[0].device} but forward_func's parameters "

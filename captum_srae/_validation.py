@@ -43,3 +43,25 @@ def check_finite(x: Tensor, name: str) -> None:
             f"{name} contains {kind} values ({int(rows.numel())} bad rows, first at "
             f"row {int(rows[0])}); remove or fix these samples before fitting"
         )
+
+
+MAX_MAGNITUDE = 1e18
+
+
+def check_magnitude(x: Tensor, name: str, limit: float = MAX_MAGNITUDE) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``|x|`` exceeds ``limit`` anywhere.
+
+    Squares of values above about 1e19 overflow float32, so training on them
+    would only produce Inf losses; such values are almost always corrupt data.
+    """
+    if x.numel() == 0:
+        return
+    peak = float(x.detach().abs().max())
+    if peak > limit:
+        rows = (x.detach().abs().reshape(x.shape[0], -1) > limit).any(dim=1)
+        first = int(rows.nonzero().flatten()[0])
+        raise ValueError(
+            f"{name} has values of magnitude up to {peak:.3g} (first at row "
+            f"{first}), above {limit:.0e}: too large for float32 training; "
+            "rescale or remove these samples"
+        )

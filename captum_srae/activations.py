@@ -18,6 +18,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from captum_srae._hooks import hook_scope
+
 POOLINGS = ("avg", "flatten")
 TargetLike = int | Sequence[int] | None
 
@@ -104,6 +106,8 @@ def pool_activations(a: Tensor, pooling: str = "avg") -> Tensor:
 
     Raises:
         ValueError: for another ``pooling`` or an ``a`` with fewer than 2 dims.
+        TypeError: if ``a`` is not a Tensor, or is not floating point where
+            ``"avg"`` pooling must average it.
 
     Examples::
 
@@ -112,11 +116,18 @@ def pool_activations(a: Tensor, pooling: str = "avg") -> Tensor:
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if not isinstance(a, Tensor):
+        raise TypeError(f"activations must be a Tensor, got {type(a).__name__}")
     if a.ndim < 2:
         raise ValueError(f"activations must be at least 2-D, got {tuple(a.shape)}")
     if a.ndim == 2:
         return a
     if pooling == "avg":
+        if not (a.is_floating_point() or a.is_complex()):
+            raise TypeError(
+                "activations must be floating point to average them "
+                f"(pooling='avg'), got dtype {a.dtype}"
+            )
         return a.mean(dim=tuple(range(2, a.ndim)))
     return a.flatten(1)
 
@@ -292,10 +303,10 @@ def activation_batches(
     dev = torch.device(device) if device is not None else next(params, None)
     if dev is not None:
         extra = tuple(a.to(dev) if isinstance(a, Tensor) else a for a in extra)
-    state: dict[str, Any] = {"active": False, "open": True}
+    state: dict[str, Any] = {"active": False, "open": True, "mine": lambda: True}
 
     def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-        if not state["active"]:
+        if not state["active"] or not state["mine"]():
             return
         if not isinstance(output, Tensor):
             raise TypeError(
@@ -318,7 +329,8 @@ def activation_batches(
             state.pop("z", None)
             state["active"] = True
             try:
-                with torch.no_grad():
+                with hook_scope() as mine, torch.no_grad():
+                    state["mine"] = mine
                     output = model(*inputs, *extra)
             finally:
                 state["active"] = False

@@ -97,6 +97,12 @@ class SRAEConfig:
             prevents the dead x-features of method.md 4.7. Default: True
         seed (int): Seed of initialisation, dropout, shuffling and the split.
             Default: 0
+        nan_retries (int): Training-fault budget: when an epoch (of
+            pretraining or fine-tuning) produces a NaN/Inf loss or weights, the
+            state at the start of the epoch is restored and the epoch is run
+            again with the learning rate times 0.1, at most this many times in
+            a row; then :class:`~captum_srae.training.TrainingDivergedError` is
+            raised. 0 raises at the first fault. Default: 3
 
     Examples::
 
@@ -139,6 +145,7 @@ class SRAEConfig:
     retune_pt_factor: float = 0.8
     revive_dead: bool = True
     seed: int = 0
+    nan_retries: int = 3
 
     def __post_init__(self) -> None:
         hs = self.hidden_sizes
@@ -164,7 +171,13 @@ class SRAEConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("pretrain_epochs", "retune_min_positive", "max_lr_decays", "seed"):
+        for name in (
+            "pretrain_epochs",
+            "retune_min_positive",
+            "max_lr_decays",
+            "seed",
+            "nan_retries",
+        ):
             value = getattr(self, name)
             if not _is_int(value) or value < 0:
                 raise ValueError(f"{name} must be a nonnegative integer, got {value!r}")

@@ -25,6 +25,7 @@ import torch
 from captum.attr import LayerAttribution, NeuronAttribution
 from torch import Tensor, nn
 
+from captum_srae._hooks import hook_scope
 from captum_srae.activations import pool_activations
 from captum_srae.model import SRAE
 
@@ -89,6 +90,8 @@ def capture_layers(
 
     def make_hook(key: str) -> Callable[..., None]:
         def hook(_m: nn.Module, _i: Any, output: Any) -> None:
+            if not mine():  # another explainer's pass in another thread
+                return
             if not isinstance(output, Tensor):
                 raise TypeError(
                     f"{key} must return a single Tensor, got {type(output).__name__}"
@@ -98,14 +101,15 @@ def capture_layers(
         return hook
 
     handles = []
-    try:
-        for key, module in modules.items():
-            handles.append(module.register_forward_hook(make_hook(key)))
-        with torch.no_grad():
-            out = run_model(forward_func, inputs, additional_forward_args)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with hook_scope() as mine:
+        try:
+            for key, module in modules.items():
+                handles.append(module.register_forward_hook(make_hook(key)))
+            with torch.no_grad():
+                out = run_model(forward_func, inputs, additional_forward_args)
+        finally:
+            for handle in handles:
+                handle.remove()
     for key in modules:
         if key not in store:
             raise ValueError(f"{key} was not reached in the forward pass of the model")
@@ -159,6 +163,8 @@ class XFeatureModel(nn.Module):
         srae = self.srae
 
         def hook(_m: nn.Module, _i: Any, output: Any) -> None:
+            if not mine():  # another explainer's pass in another thread
+                return
             if not isinstance(output, Tensor):
                 raise TypeError(
                     f"layer must return a single Tensor, got {type(output).__name__}"
@@ -166,11 +172,12 @@ class XFeatureModel(nn.Module):
             z = pool_activations(output, self.pooling).to(srae.z_mean.dtype)
             store["e"] = srae.encode(z)
 
-        handle = self.layer.register_forward_hook(hook)
-        try:
-            run_model(self.forward_func, args, ())
-        finally:
-            handle.remove()
+        with hook_scope() as mine:
+            handle = self.layer.register_forward_hook(hook)
+            try:
+                run_model(self.forward_func, args, ())
+            finally:
+                handle.remove()
         if "e" not in store:
             raise ValueError("layer was not reached in the forward pass of the model")
         e = store["e"]

@@ -195,6 +195,12 @@ class SRAE(nn.Module):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
             raise TypeError(f"{name} must be a floating tensor, got dtype {x.dtype}")
+        dtype = self.z_mean.dtype
+        if x.dtype != dtype:
+            raise TypeError(
+                f"{name} must have the model's dtype {dtype}, got {x.dtype} "
+                f"(convert with {name}.to({dtype}))"
+            )
         if x.dim() != 2 or x.shape[1] != dim:
             raise ValueError(f"{name} must have shape (N, {dim}), got {tuple(x.shape)}")
 

@@ -11,13 +11,23 @@ The procedure follows the authors' code (see ``docs/method.rst``):
    positive mean contribution, or the second largest is below a fraction of the
    largest, ``alpha_rec`` is raised, ``alpha_pt`` lowered, and fine-tuning
    starts again from the pretrained network.
+
+Every epoch is guarded against training faults: a NaN/Inf loss or weight
+restores the state at the start of the epoch and retries it at a tenth of the
+learning rate (``SRAEConfig.nan_retries`` times), else
+:class:`TrainingDivergedError` is raised. With ``checkpoint_dir`` the whole
+training state is checkpointed (safetensors + JSON, see
+:mod:`captum_srae._checkpoint`) so that an interrupted fit can resume.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import os
 import warnings
+from collections.abc import Callable
 from typing import Any, Union
 
 import numpy as np
@@ -25,12 +35,27 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_srae._validation import as_float_tensor, check_finite
+from captum_srae._checkpoint import Checkpointer, data_fingerprint
+from captum_srae._validation import as_float_tensor, check_finite, check_magnitude
 from captum_srae.config import SRAEConfig
 from captum_srae.losses import srae_loss
 from captum_srae.model import SRAE
 
 ArrayLike = Union[Tensor, np.ndarray]  # noqa: UP007
+_State = dict[str, Any]
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced NaN/Inf losses or weights and could not recover.
+
+    Raised by :func:`fit_srae` after ``SRAEConfig.nan_retries`` retries of one
+    epoch, each from the state at the start of the epoch with the learning rate
+    divided by 10. No model is returned, so no explainer with NaN weights exists.
+    """
+
+
+class _NonFinite(Exception):
+    """Internal: a non-finite loss was met inside an epoch."""
 
 
 @dataclasses.dataclass
@@ -78,6 +103,12 @@ class TrainingHistory:
         train_r2, val_r2 (float): R^2 of the reconstructed scores (mean over
             outputs) on the training and held-out splits.
         val_rmse (float): Held-out RMSE in the units of the scores.
+        recoveries (list[dict]): One entry per training fault that was
+            recovered from (``stage`` "pretrain" or "finetune", pretraining
+            ``layer`` or fine-tuning ``round``, ``epoch``, ``attempt``,
+            ``reason`` and the new ``lr``).
+        resumed_from (dict or None): ``{"round", "epoch"}`` of the checkpoint
+            this fit resumed from, or None.
     """
 
     pretrain: list[dict[str, float]] = dataclasses.field(default_factory=list)
@@ -91,6 +122,8 @@ class TrainingHistory:
     train_r2: float = float("nan")
     val_r2: float = float("nan")
     val_rmse: float = float("nan")
+    recoveries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    resumed_from: dict[str, int] | None = None
 
     @property
     def alphas(self) -> tuple[float, float, float]:
@@ -101,6 +134,13 @@ class TrainingHistory:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dictionary."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingHistory:
+        """Rebuild a history from :meth:`to_dict` output."""
+        kwargs = dict(data)
+        kwargs["rounds"] = [RoundRecord(**r) for r in kwargs.get("rounds", [])]
+        return cls(**kwargs)
 
 
 def r2_score(y: Tensor, y_hat: Tensor) -> float:
@@ -140,6 +180,7 @@ def fit_srae(
     *,
     show_progress: bool = True,
     device: str | torch.device | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[SRAE, TrainingHistory]:
     r"""Fit an SRAE explanation network on activations and the scores they explain.
 
@@ -151,6 +192,15 @@ def fit_srae(
         show_progress (bool, optional): Show ``tqdm`` progress bars.
             Default: True
         device (str or torch.device, optional): Where to train. Default: CPU
+        checkpoint_dir (str or PathLike, optional): Folder for a crash-safe
+            checkpoint of the whole training state (weights, optimizer, RNG
+            states, counters, history; safetensors + JSON, never pickle),
+            written atomically at the end of pretraining and after every
+            fine-tuning epoch. If it already holds a checkpoint of a fit with
+            the same data and config, training resumes from it (at most one
+            epoch is lost) and, on CPU, ends with the same model as an
+            uninterrupted fit. The checkpoint is deleted when the fit succeeds.
+            Default: None (no checkpoint)
 
     Returns:
         *tuple[SRAE, TrainingHistory]*: the fitted network (in eval mode, on
@@ -158,8 +208,13 @@ def fit_srae(
 
     Raises:
         TypeError: if ``z``/``y`` are not floating tensors or arrays.
-        ValueError: on NaN/Inf, mismatched lengths, wrong ranks, too few samples
-            for the held-out split, or ``n_concepts >= D``.
+        ValueError: on NaN/Inf or values above 1e18 in magnitude, mismatched
+            lengths, wrong ranks, too few samples for the held-out split, or
+            ``n_concepts >= D``; or if
+            ``checkpoint_dir`` holds a corrupt checkpoint or one written for
+            other data or another config.
+        TrainingDivergedError: if NaN/Inf losses or weights persist after
+            ``config.nan_retries`` retries of an epoch at a lower learning rate.
 
     Examples::
 
@@ -177,6 +232,15 @@ def fit_srae(
         raise TypeError(f"config must be an SRAEConfig, got {type(config).__name__}")
     z_t, y_t = _check_data(z, y, config)
     dev = torch.device("cpu") if device is None else torch.device(device)
+    ckpt = None
+    if checkpoint_dir is not None:
+        if not isinstance(checkpoint_dir, (str, os.PathLike)):
+            raise TypeError(
+                "checkpoint_dir must be a path or None, got "
+                f"{type(checkpoint_dir).__name__}"
+            )
+        ckpt = Checkpointer(checkpoint_dir, config, data_fingerprint(z_t, y_t))
+    resume = ckpt.load() if ckpt is not None else None
     n = z_t.shape[0]
     n_val = int(round(config.val_fraction * n))
     with torch.random.fork_rng(devices=[]):
@@ -188,37 +252,35 @@ def fit_srae(
         srae.to(dev)
         zs = srae.standardize_z(z_t.to(dev))
         ys = srae.standardize_y(y_t.to(dev))
-        history = TrainingHistory(
-            n_train=int(train_idx.numel()),
-            n_val=int(val_idx.numel()),
-            decoder_relu=srae.decoder_relu,
-        )
         data = _Split(zs[train_idx], ys[train_idx], zs[val_idx], ys[val_idx])
-        _pretrain(srae, data, config, gen, history, show_progress)
-        _init_predictor(srae, data)
-        start = copy.deepcopy(srae.state_dict())
-        chosen: dict[str, Tensor] | None = None
-        a_pred, a_rec, a_pt = config.alpha_pred, config.alpha_rec, config.alpha_pt
-        for r in range(config.retune_rounds):
-            srae.load_state_dict(start)
-            record = _finetune(
-                srae,
-                data,
-                config,
-                gen,
-                history,
-                r,
-                (a_pred, a_rec, a_pt),
-                show_progress,
+        if resume is None:
+            history = TrainingHistory(
+                n_train=int(train_idx.numel()),
+                n_val=int(val_idx.numel()),
+                decoder_relu=srae.decoder_relu,
             )
-            history.rounds.append(record)
-            chosen, history.chosen_round = copy.deepcopy(srae.state_dict()), r
-            if record.accepted:
-                break
-            a_rec *= config.retune_rec_factor
-            a_pt *= config.retune_pt_factor
-        assert chosen is not None  # retune_rounds >= 1 is validated by SRAEConfig
-        srae.load_state_dict(chosen)
+            _pretrain(srae, data, config, gen, history, show_progress)
+            _init_predictor(srae, data)
+            _check_weights(srae, "after pretraining")
+            run: _State = {
+                "round": 0,
+                "alphas": [config.alpha_pred, config.alpha_rec, config.alpha_pt],
+                "start": copy.deepcopy(srae.state_dict()),
+                "chosen": None,
+                "loop": None,
+            }
+        else:
+            history = TrainingHistory.from_dict(resume["history"])
+            history.resumed_from = {
+                "round": int(resume["round"]),
+                "epoch": int(resume["loop"]["epoch"]),
+            }
+            gen.set_state(resume["gen"])
+            torch.set_rng_state(resume["rng"])
+            run = resume
+        _run_rounds(srae, data, config, gen, history, run, ckpt, show_progress)
+    if ckpt is not None:
+        ckpt.remove()
     srae.eval()
     history.accepted = history.rounds[history.chosen_round].accepted
     if not history.accepted:
@@ -245,6 +307,129 @@ class _Split:
     y_train: Tensor
     z_val: Tensor
     y_val: Tensor
+
+
+def _run_rounds(
+    srae: SRAE,
+    data: _Split,
+    config: SRAEConfig,
+    gen: torch.Generator,
+    history: TrainingHistory,
+    run: _State,
+    ckpt: Checkpointer | None,
+    show_progress: bool,
+) -> None:
+    """The re-tuning loop, resumable from ``run`` (a checkpointed state)."""
+
+    def save(loop: _State) -> None:
+        if ckpt is not None:
+            state = {**run, "loop": loop, "history": history.to_dict()}
+            state.update(gen=gen.get_state(), rng=torch.get_rng_state())
+            ckpt.save(state)
+
+    while run["round"] < config.retune_rounds:
+        r = int(run["round"])
+        if run["loop"] is None:
+            srae.load_state_dict(run["start"])
+        alphas = tuple(float(a) for a in run["alphas"])
+        record = _finetune(
+            srae,
+            data,
+            config,
+            gen,
+            history,
+            r,
+            (alphas[0], alphas[1], alphas[2]),
+            show_progress,
+            run["loop"],
+            save,
+        )
+        history.rounds.append(record)
+        run["chosen"], history.chosen_round = copy.deepcopy(srae.state_dict()), r
+        run["loop"] = None
+        if record.accepted:
+            break
+        run["alphas"] = [
+            alphas[0],
+            alphas[1] * config.retune_rec_factor,
+            alphas[2] * config.retune_pt_factor,
+        ]
+        run["round"] = r + 1
+    assert run["chosen"] is not None  # retune_rounds >= 1 is validated
+    srae.load_state_dict(run["chosen"])
+    _check_weights(srae, "after fine-tuning")
+
+
+def _nonfinite_weights(module: torch.nn.Module) -> str | None:
+    for name, t in module.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return f"non-finite values in {name}"
+    return None
+
+
+def _check_weights(srae: SRAE, where: str) -> None:
+    reason = _nonfinite_weights(srae)
+    if reason is not None:
+        raise TrainingDivergedError(f"SRAE training diverged {where}: {reason}")
+
+
+def _retrying(
+    step: Callable[[], Any],
+    srae: SRAE,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    config: SRAEConfig,
+    history: TrainingHistory,
+    info: dict[str, Any],
+) -> Any:
+    """Run one epoch ``step``; on NaN/Inf restore its start and retry at lr / 10.
+
+    The model, optimizer and both RNG states are restored, so a retry sees the
+    same batches and dropout masks with a smaller learning rate.
+
+    Raises:
+        TrainingDivergedError: after ``config.nan_retries`` failed retries.
+    """
+    snap = (
+        copy.deepcopy(srae.state_dict()),
+        copy.deepcopy(opt.state_dict()),
+        gen.get_state(),
+        torch.get_rng_state(),
+    )
+    attempt = 0
+    while True:
+        try:
+            result = step()
+            reason = _nonfinite_weights(srae)
+            if reason is None:
+                return result
+        except _NonFinite as exc:
+            reason = str(exc)
+        srae.load_state_dict(snap[0])
+        opt.load_state_dict(copy.deepcopy(snap[1]))
+        gen.set_state(snap[2])
+        torch.set_rng_state(snap[3])
+        attempt += 1
+        where = ", ".join(f"{k} {v}" for k, v in info.items() if k != "stage")
+        if attempt > config.nan_retries:
+            raise TrainingDivergedError(
+                f"SRAE training diverged in {info['stage']} ({where}): {reason}; "
+                f"{config.nan_retries} retries from the start of the epoch with "
+                "the learning rate divided by 10 each did not help. Lower "
+                "SRAEConfig.lr or check the activations and scores."
+            )
+        for group in opt.param_groups:
+            group["lr"] *= 0.1**attempt
+        lr = float(opt.param_groups[0]["lr"])
+        history.recoveries.append(
+            {**info, "attempt": attempt, "reason": reason, "lr": lr}
+        )
+        warnings.warn(
+            f"SRAE training: {reason} ({where}); restored the start of the epoch "
+            f"and retrying with lr={lr:g}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _check_data(
@@ -283,6 +468,8 @@ def _check_data(
         )
     check_finite(z_t, "z")
     check_finite(y_t, "y")
+    check_magnitude(z_t, "z")
+    check_magnitude(y_t, "y")
     return z_t.float(), y_t.float()
 
 
@@ -292,10 +479,12 @@ def _build(z_train: Tensor, y_train: Tensor, config: SRAEConfig) -> SRAE:
         decoder_relu = bool((z_train >= 0).all())
     srae = SRAE(z_train.shape[1], y_train.shape[1], config, decoder_relu=decoder_relu)
     if config.standardize:
-        srae.z_mean.copy_(z_train.mean(dim=0))
-        srae.z_scale.copy_(_safe_std(z_train))
-        srae.y_mean.copy_(y_train.mean(dim=0))
-        srae.y_scale.copy_(_safe_std(y_train))
+        # Statistics in float64: squares of values near 1e20 overflow float32.
+        z64, y64 = z_train.double(), y_train.double()
+        srae.z_mean.copy_(z64.mean(dim=0))
+        srae.z_scale.copy_(_safe_std(z64))
+        srae.y_mean.copy_(y64.mean(dim=0))
+        srae.y_scale.copy_(_safe_std(y64))
     return srae
 
 
@@ -360,18 +549,30 @@ def _pretrain(
         params = [p for m in modules for p in m.parameters()]
         opt = _adam(params, config.lr, 0.0)
         for epoch in range(1, config.pretrain_epochs + 1):
-            total, count = 0.0, 0
-            for idx in _batches(inputs.shape[0], config.batch_size, gen):
-                x = inputs[idx]
-                loss = torch.mean((decode(encode(x)) - x) ** 2)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.numel()
-                count += idx.numel()
-            history.pretrain.append(
-                {"stage": stage, "epoch": epoch, "loss": total / count}
-            )
+
+            def step(
+                inputs: Tensor = inputs,
+                encode: Callable[[Tensor], Tensor] = encode,
+                decode: Callable[[Tensor], Tensor] = decode,
+                opt: torch.optim.Optimizer = opt,
+            ) -> float:
+                total, count = 0.0, 0
+                for idx in _batches(inputs.shape[0], config.batch_size, gen):
+                    x = inputs[idx]
+                    loss = torch.mean((decode(encode(x)) - x) ** 2)
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        raise _NonFinite(f"non-finite pretraining loss ({value})")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += value * idx.numel()
+                    count += idx.numel()
+                return total / count
+
+            info = {"stage": "pretrain", "layer": stage, "epoch": epoch}
+            loss = _retrying(step, srae, opt, gen, config, history, info)
+            history.pretrain.append({"stage": stage, "epoch": epoch, "loss": loss})
             bar.update(1)
         with torch.no_grad():
             inputs = encode(inputs)
@@ -440,24 +641,60 @@ def _finetune(
     round_index: int,
     alphas: tuple[float, float, float],
     show_progress: bool,
+    loop: _State | None = None,
+    save: Callable[[_State], None] | None = None,
 ) -> RoundRecord:
     opt = _adam(list(srae.parameters()), config.lr, config.weight_decay)
     best_mse, best_epoch, best_state = float("inf"), 0, None
-    stale, since_decay, decays = 0, 0, 0
+    stale, since_decay, decays, first = 0, 0, 0, 0
+    if loop is not None:  # resume from a checkpoint
+        srae.load_state_dict(loop["model"])
+        opt.load_state_dict(loop["opt"])
+        best_mse, best_epoch = float(loop["best_mse"]), int(loop["best_epoch"])
+        best_state = loop["best_state"]
+        stale, since_decay = int(loop["stale"]), int(loop["since_decay"])
+        decays, first = int(loop["decays"]), int(loop["epoch"])
+
+    def checkpoint(epoch: int) -> None:
+        if save is not None:
+            save(
+                {
+                    "epoch": epoch,
+                    "model": srae.state_dict(),
+                    "opt": opt.state_dict(),
+                    "best_mse": best_mse,
+                    "best_epoch": best_epoch,
+                    "best_state": best_state,
+                    "stale": stale,
+                    "since_decay": since_decay,
+                    "decays": decays,
+                }
+            )
+
+    if loop is None:
+        checkpoint(0)
     bar = tqdm(
-        range(1, config.max_epochs + 1),
+        range(first + 1, config.max_epochs + 1),
         desc=f"SRAE fine-tuning (round {round_index + 1})",
         disable=not show_progress,
         leave=False,
     )
-    epoch = 0
+    epoch = first
     for epoch in bar:
+
+        def step() -> tuple[dict[str, float], float, float]:
+            sums = _train_epoch(srae, data, config, gen, opt, alphas)
+            if config.revive_dead and config.nonnegative:
+                srae.eval()
+                _revive(srae, data.z_train)
+            val_mse, val_r2 = _evaluate(srae, data.z_val, data.y_val)
+            if not math.isfinite(val_mse):
+                raise _NonFinite(f"non-finite held-out error ({val_mse})")
+            return sums, val_mse, val_r2
+
+        info = {"stage": "finetune", "round": round_index, "epoch": epoch}
+        sums, val_mse, val_r2 = _retrying(step, srae, opt, gen, config, history, info)
         lr = opt.param_groups[0]["lr"]
-        sums = _train_epoch(srae, data, config, gen, opt, alphas)
-        if config.revive_dead and config.nonnegative:
-            srae.eval()
-            _revive(srae, data.z_train)
-        val_mse, val_r2 = _evaluate(srae, data.z_val, data.y_val)
         entry: dict[str, float] = {"round": round_index, "epoch": epoch, "lr": lr}
         entry.update(sums)
         entry.update({"val_mse": val_mse, "val_r2": val_r2})
@@ -479,6 +716,7 @@ def _finetune(
             for group in opt.param_groups:
                 group["lr"] *= config.lr_gamma
             stale, since_decay, decays = 0, 0, decays + 1
+        checkpoint(epoch)
     bar.close()
     if best_state is not None:
         srae.load_state_dict(best_state)
@@ -527,6 +765,9 @@ def _train_epoch(
             alpha_rec=a_rec,
             alpha_pt=a_pt,
         )
+        total = float(terms.total.detach())
+        if not math.isfinite(total):
+            raise _NonFinite(f"non-finite training loss ({total})")
         opt.zero_grad(set_to_none=True)
         terms.total.backward()
         opt.step()

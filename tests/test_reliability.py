@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import captum_srae.training as training
+import captum_srae._fit_steps as steps
 from captum_srae import SRAEConfig, fit_srae
 from captum_srae._checkpoint import FOLDER, STATE_FILE, TENSOR_FILE
 from captum_srae.training import TrainingDivergedError
@@ -76,7 +76,7 @@ def test_absurd_learning_rate_recovers_or_raises_clearly(lr):
 
 def _poison_loss(monkeypatch, bad_calls):
     """Make ``srae_loss`` return NaN on the given (0-based) calls."""
-    real = training.srae_loss
+    real = steps.srae_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -87,7 +87,7 @@ def _poison_loss(monkeypatch, bad_calls):
             return terms._replace(total=terms.total * float("nan"))
         return terms
 
-    monkeypatch.setattr(training, "srae_loss", poisoned)
+    monkeypatch.setattr(steps, "srae_loss", poisoned)
     return calls
 
 
@@ -128,7 +128,7 @@ def test_nan_retries_zero_raises_at_first_fault(monkeypatch):
 @pytest.mark.filterwarnings("ignore:SRAE re-tuning")
 def test_nan_weights_in_pretraining_are_restored(monkeypatch):
     z, y = _data()
-    real = training._batches
+    real = steps._batches
     calls = {"n": 0}
 
     def batches(n, bs, gen):  # corrupt a weight once, at the 2nd pretrain epoch
@@ -138,14 +138,14 @@ def test_nan_weights_in_pretraining_are_restored(monkeypatch):
         return real(n, bs, gen)
 
     state = {}
-    real_pretrain = training._pretrain
+    real_pretrain = steps._pretrain
 
     def pretrain(srae, *args):
         state["srae"] = srae
         return real_pretrain(srae, *args)
 
-    monkeypatch.setattr(training, "_batches", batches)
-    monkeypatch.setattr(training, "_pretrain", pretrain)
+    monkeypatch.setattr(steps, "_batches", batches)
+    monkeypatch.setattr(steps, "_pretrain", pretrain)
     with pytest.warns(RuntimeWarning, match="retrying"):
         srae, history = fit_srae(z, y, TINY, show_progress=False)
     _assert_finite_model(srae, z)
@@ -177,7 +177,7 @@ class _Stop(KeyboardInterrupt):
 
 def _interrupt_at(monkeypatch, k):
     """Raise KeyboardInterrupt at the k-th (1-based) fine-tuning epoch."""
-    real = training._train_epoch
+    real = steps._train_epoch
     calls = {"n": 0}
 
     def epoch(*args, **kwargs):
@@ -186,7 +186,7 @@ def _interrupt_at(monkeypatch, k):
             raise _Stop
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(training, "_train_epoch", epoch)
+    monkeypatch.setattr(steps, "_train_epoch", epoch)
     return calls
 
 

@@ -101,7 +101,7 @@ class SRAEConfig:
             pretraining or fine-tuning) produces a NaN/Inf loss or weights, the
             state at the start of the epoch is restored and the epoch is run
             again with the learning rate times 0.1, at most this many times in
-            a row; then :class:`~captum_srae.training.TrainingDivergedError` is
+            a row; then :class:`~captum_srae.history.TrainingDivergedError` is
             raised. 0 raises at the first fault. Default: 3
 
     Examples::

@@ -22,6 +22,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from captum_srae.datasets._common import check_generator_args
+
 __all__ = [
     "CLASS_NAMES",
     "CLASS_RULES",
@@ -166,15 +168,7 @@ def make_parts_dataset(
         >>> data.images.shape, data.masks.shape
         (torch.Size([8, 3, 64, 64]), torch.Size([8, 4, 64, 64]))
     """
-    for name, value in (("n", n), ("seed", seed), ("size", size)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    if seed < 0:
-        raise ValueError(f"seed must be nonnegative, got {seed}")
-    if size < 32:
-        raise ValueError(f"size must be at least 32, got {size}")
+    check_generator_args(n, seed, size, min_size=32)
     chunks = [
         _draw(min(_CHUNK, n - start), size, _chunk_generator(seed, start), flat)
         for start in range(0, n, _CHUNK)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from captum_srae.datasets._common import check_generator_args
+
 __all__ = ["make_shapes_dataset"]
 
 
@@ -87,15 +89,7 @@ def make_shapes_dataset(
         >>> masks.shape
         torch.Size([8, 2, 32, 32])
     """
-    for name, value in (("n", n), ("seed", seed), ("size", size)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    if seed < 0:
-        raise ValueError(f"seed must be nonnegative, got {seed}")
-    if size < 16:
-        raise ValueError(f"size must be at least 16, got {size}")
+    check_generator_args(n, seed, size, min_size=16)
     chunks = [
         _draw(_Canvas(min(_CHUNK, n - start), size, _chunk_generator(seed, start)))
         for start in range(0, n, _CHUNK)

@@ -304,9 +304,9 @@ def _framed(tile: FloatArray, colour: Sequence[float], border: int) -> FloatArra
 
 def r2(y: Any, y_hat: Any) -> float:
     """Coefficient of determination of ``y_hat`` against ``y`` (NaN if < 2)."""
+    from sklearn.metrics import r2_score
+
     a, b = to_numpy(y).ravel(), to_numpy(y_hat).ravel()
     if a.size < 2:
         return float("nan")
-    sst = float(((a - a.mean()) ** 2).sum())
-    sse = float(((a - b) ** 2).sum())
-    return 1.0 - sse / max(sst, 1e-12)
+    return float(r2_score(a, b))

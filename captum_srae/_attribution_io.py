@@ -168,7 +168,7 @@ def from_sraes(
     Raises:
         ValueError: if the SRAEs do not fit together or with ``targets``.
     """
-    if isinstance(sraes, SRAE):
+    if isinstance(sraes, nn.Module):  # SRAE or another ConceptModel
         ts = list(range(sraes.n_outputs)) if targets is None else list(targets)
         if len(ts) != sraes.n_outputs:
             raise ValueError(

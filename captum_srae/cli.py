@@ -3,9 +3,12 @@
 
 Subcommands:
 
-- ``demo``: train a small CNN on procedurally generated images, fit an SRAE
-  explainer on one of its layers and print its faithfulness and each
-  x-feature's share of the score (see :func:`captum_srae.demo.run_demo`).
+- ``demo``: train (or load) a small CNN on the procedural parts data set, fit
+  one SRAE explainer per class, print faithfulness and agreement and write an
+  HTML report (see :func:`captum_srae.demo.run_demo`);
+- ``fit``, ``explain``, ``report``: the same pipeline on a user's own model
+  and image folder (see :mod:`captum_srae._cli` and the command line page of
+  the documentation).
 
 Errors in the user's input end with a message on stderr and exit status 2,
 as for argparse's own usage errors; nothing prints a traceback for them.
@@ -51,34 +54,50 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     demo = commands.add_parser(
         "demo",
-        help="train a small CNN on generated images and explain it (no downloads)",
+        help="explain a CNN on generated bird-like images (no downloads)",
         description=(
-            "Train a small CNN on procedurally generated images (a disc and a "
-            "bar, each present or not), fit an SRAE explainer on its last "
-            "convolutional layer for the class 'disc + bar', and print how "
-            "faithfully the x-features rebuild the score, each x-feature's "
-            "share, and how the contributions change with the parts present."
+            "Draw the parts data set (bird-like objects; the class says whether "
+            "a wing and a tail are present, the head is a distractor), train a "
+            "small CNN on it or load it from the cache, fit one SRAE explainer "
+            "(XNN) per class on its layer conv4, measure on held-out images how "
+            "faithfully the x-features rebuild the class scores and where their "
+            "heatmaps land, and write an HTML report."
         ),
+        epilog=(
+            "examples:\n  captum-srae demo --quick\n"
+            "  captum-srae demo --out results/demo --seed 1"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
         "--quick",
         action="store_true",
-        help="smaller data and explainer (about 20 s instead of 40 s on two cores)",
+        help="fewer images and smaller explainers (about 1 minute instead of 3)",
     )
     demo.add_argument(
         "--seed",
         type=_nonnegative_int,
         default=0,
         metavar="N",
-        help="seed of the data, the CNN and the explainer (default: 0)",
+        help="seed of the data, the CNN and the explainers (default: 0)",
     )
     demo.add_argument(
         "--out",
         metavar="DIR",
+        default="captum-srae-demo",
+        help=(
+            "folder for the report (DIR/report/index.html), the explainer and "
+            "summary.json; new, empty or a previous demo output "
+            "(default: ./captum-srae-demo)"
+        ),
+    )
+    demo.add_argument(
+        "--cache-dir",
+        metavar="DIR",
         default=None,
         help=(
-            "save the explainer (SRAE.load can read it), summary.json, the CNN "
-            "weights and the test activations to this new or empty folder"
+            "where the trained CNN is cached (default: $CAPTUM_SRAE_CACHE, else "
+            "~/.cache/captum-srae)"
         ),
     )
     demo.add_argument(
@@ -88,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not show progress bars",
     )
     demo.set_defaults(handler=_run_demo_command)
+    from captum_srae._cli import add_user_commands
+
+    add_user_commands(commands)
     return parser
 
 
@@ -132,7 +154,11 @@ def _run_demo_command(args: argparse.Namespace) -> int:
     from captum_srae.demo import run_demo
 
     summary = run_demo(
-        quick=args.quick, seed=args.seed, out=args.out, show_progress=args.progress
+        quick=args.quick,
+        seed=args.seed,
+        out=args.out,
+        show_progress=args.progress,
+        cache_dir=args.cache_dir,
     )
     print(format_summary(summary))
     return 0
@@ -155,94 +181,80 @@ def format_summary(summary: dict[str, Any]) -> str:
         ...
     """
     data, cnn, xp = summary["data"], summary["cnn"], summary["explainer"]
-    faith = summary["faithfulness"]
-    outcome = (
-        f"accepted in round {xp['chosen_round'] + 1}"
-        if xp["accepted"]
-        else f"not accepted after {xp['rounds']} rounds, last round kept"
-    )
+    cached = "loaded from the cache" if cnn["cached"] else "trained now"
     lines = [
         f"captum-srae demo ({summary['mode']} mode, seed {summary['seed']})",
         "",
         f"Data        {data['description']}",
-        f"CNN         {cnn['name']}, {cnn['parameters']:,} parameters, "
-        f"{cnn['epochs']} epochs: train accuracy {_pct(cnn['train_accuracy'])}, "
-        f"test accuracy {_pct(cnn['test_accuracy'])}",
-        f"Explained   score of class {xp['target']} '{xp['target_name']}' from "
-        f"layer {xp['layer']} ({xp['in_features']} channels, average pooled)",
-        f"Explainer   SRAE, {xp['n_concepts']} x-features, hidden sizes "
-        f"{tuple(xp['hidden_sizes'])}; {outcome}",
+        f"CNN         {cnn['name']}, {cnn['parameters']:,} parameters, {cached}: "
+        f"train accuracy {_pct(cnn['train_accuracy'])}, held-out accuracy "
+        f"{_pct(cnn['test_accuracy'])}",
+        f"Explainer   one XNN per class on layer {xp['layer']} "
+        f"({xp['in_features']} channels, average pooled), {xp['n_concepts']} "
+        f"x-features, hidden sizes {tuple(xp['hidden_sizes'])}",
         "",
-        f"Faithfulness on the {data['n_test']} test images (std of the model's "
-        f"score: {faith['score_std']:.3f})",
+        f"Faithfulness on the {data['n_test']} held-out images",
     ]
-    rows = [
-        [f"SRAE, {xp['n_concepts']} x-features", faith["r2"], faith["rmse"]],
-        [faith["baseline"], faith["baseline_r2"], faith["baseline_rmse"]],
+    k = xp["n_concepts"]
+    rows = []
+    for name, e in summary["classes"].items():
+        rows.append(
+            [
+                name,
+                f"{e['r2']:.4f}",
+                f"{e['baseline_r2']:.4f}",
+                f"{e['rmse']:.3f}",
+                _pct(e["rmse_rel"]),
+                _top_features(e),
+            ]
+        )
+    header = ["class", "XNN R^2", f"PCA-{k} R^2", "RMSE", "RMSE/range"]
+    lines += _table([*header, "largest x-features: share, part followed"], rows)
+    lines += [
+        "  part followed: the part whose presence changes the x-feature's mean",
+        "  contribution most (+: raises it, -: lowers it)",
     ]
-    lines += _table(
-        ["", "R^2", "RMSE"],
-        [[name, f"{r2:.4f}", f"{rmse:.3f}"] for name, r2, rmse in rows],
-    )
-    lines += ["", *_contribution_lines(summary), ""]
+    lines += [
+        "",
+        f"Top-1 agreement: the argmax of the {len(summary['classes'])} XNN scores "
+        f"equals the CNN's prediction on {_pct(summary['agreement'])} of the "
+        "held-out images",
+        "",
+    ]
     timings = summary["timings"]
-    steps = [
-        ("data", "data"),
-        ("cnn", "CNN"),
-        ("activations", "activations"),
-        ("srae_fit", "SRAE fit"),
-        ("evaluation", "evaluation"),
-    ]
-    spent = [f"{label} {timings[key]:.1f} s" for key, label in steps if key in timings]
+    steps = ["data", "cnn", "fit", "evaluation", "report"]
+    spent = [f"{key} {timings[key]:.1f} s" for key in steps if key in timings]
     lines.append(f"Timings     {', '.join(spent)}; total {timings['total']:.1f} s")
     if summary.get("out"):
-        lines.append(
-            f"Saved to    {summary['out']} (load the explainer with SRAE.load; "
-            "also summary.json, cnn.safetensors, test_data.safetensors)"
-        )
-    else:
-        lines.append("Saved to    nothing (use --out DIR to keep the explainer)")
+        lines.append(f"Report      {summary['out']}")
     return "\n".join(lines)
 
 
-def _contribution_lines(summary: dict[str, Any]) -> list[str]:
-    """The per-x-feature table: share, mean, part effects, means by parts."""
-    contrib = summary["contributions"]
-    effects: dict[str, list[float]] = contrib["part_effect"]
-    groups: dict[str, dict[str, Any]] = contrib["by_parts"]
-    header = ["x-feature", "share", "mean"] + [f"+{p}" for p in effects]
-    header += ["|"] + list(groups)
-    rows = []
-    for k, mean in enumerate(contrib["mean"]):
-        row = [f"x{k + 1}", _pct(contrib["share"][k]), _num(mean)]
-        row += [_num(effects[p][k]) for p in effects]
-        row += ["|"] + [_num(g["mean"][k]) for g in groups.values()]
-        rows.append(row)
-    bias = _num(contrib["bias"])
-    blank = [""] * len(effects)
-    rows.append(["bias", "", bias, *blank, "|"] + [bias] * len(groups))
-    for label, key in (("XNN score", "xnn_score"), ("model score", "model_score")):
-        values = [_num(g[key]) for g in groups.values()]
-        rows.append([label, "", "", *blank, "|", *values])
-    rows.append(
-        ["images", "", "", *blank, "|"] + [str(g["n"]) for g in groups.values()]
-    )
-    return [
-        "Contributions e_k*v_k of the x-features to the score on the test images",
-        *_table(header, rows),
-        "  share: of the mean absolute contribution; mean: over all test images;",
-        "  +part: mean with the part minus mean without it; right of '|': mean",
-        "  over the test images with exactly these parts",
-    ]
+def _top_features(entry: dict[str, Any], n: int = 3) -> str:
+    """The ``n`` x-features with the largest share and the part they follow.
+
+    The part is the one whose presence changes the x-feature's mean
+    contribution most, with the sign of the change.
+    """
+    order = sorted(range(len(entry["share"])), key=lambda k: -entry["share"][k])
+    effects: dict[str, list[float]] = entry["part_effect"]
+    cells = []
+    for k in order[:n]:
+        follows = "n/a"
+        if effects:
+            part = max(effects, key=lambda p: abs(effects[p][k]))
+            follows = f"{part}{'+' if effects[part][k] >= 0 else '-'}"
+        cells.append(f"x{k + 1} {100 * entry['share'][k]:.0f}% {follows}")
+    return ", ".join(cells)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """Indented columns: the first left-aligned, the others right-aligned."""
+    """Indented columns: the first and last left-aligned, the others right."""
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     lines = []
     for row in [header, *rows]:
         cells = [
-            cell.ljust(width) if c == 0 else cell.rjust(width)
+            cell.ljust(width) if c in (0, len(widths) - 1) else cell.rjust(width)
             for c, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append(("  " + "  ".join(cells)).rstrip())

@@ -1,25 +1,28 @@
 #!/usr/bin/env python3
-"""A small end-to-end demo: explain a CNN trained on procedurally generated images.
+r"""The end-to-end demo: explain a CNN on images whose right answer is known.
 
-The demo needs no downloads.
-:func:`~captum_srae.datasets.make_shapes_dataset` draws RGB images whose class
-says which of two *parts* they contain (a filled disc, part A, and a
-horizontal bar, part B), :class:`~captum_srae.models.SmallCNN` learns to
-classify them, and :func:`run_demo` fits an :class:`~captum_srae.SRAE` on the
-globally pooled activations of its last convolutional block for the class
-"both parts". It then measures on held-out images how faithfully the
-x-features rebuild the model's score (against a PCA + linear regression
-baseline with as many components) and how each x-feature's contribution
-changes with the parts present, which shows whether the x-features track the
-parts. The CNN's head has a hidden layer, so the explained score is a
-nonlinear function of the pooled activations, as for a layer deep inside a
-large network: a linear model of a few principal components rebuilds it less
-faithfully than the x-features.
+The demo needs no downloads. :func:`~captum_srae.datasets.make_parts_dataset`
+draws bird-like objects made of a head, body, wing and tail, with an exact
+mask per part; the class is ``wing + 2 * tail``, so a classifier must look at
+the wing and the tail, while the head is a distractor present in 60 % of the
+images of every class. :func:`~captum_srae.models.train_or_load` trains
+:class:`~captum_srae.models.PartsCNN` on them (or loads it from the user's
+cache), and :func:`run_demo`
 
-The steps are separate functions (data, classifier, activations, explainer,
-evaluation, saving), so that a richer dataset or report can replace one step.
-The data set lives in :mod:`captum_srae.datasets` and the classifier in
-:mod:`captum_srae.models`; their names are re-exported here.
+1. fits one XNN per class (:class:`~captum_srae.SRAEAttribution` on layer
+   ``conv4``, average pooled, 5 x-features each) on the CNN's training images;
+2. measures on held-out images how faithfully each XNN rebuilds its class
+   score (R², RMSE, against PCA + linear regression with as many components)
+   and how often the argmax over the four XNN scores agrees with the CNN's
+   prediction;
+3. relates every x-feature to the parts: the mean change of its contribution
+   when a part is present, and where its heatmap lands (the share of the
+   map's positive mass inside each part mask);
+4. writes the HTML report (:func:`~captum_srae.visualization.write_report`):
+   explanations of held-out images, a concept gallery and training curves per
+   class, the faithfulness scatter, the tables and ``metrics.json``; the
+   explainer (loadable with :meth:`SRAEAttribution.load`) and ``summary.json``
+   go next to it.
 """
 
 from __future__ import annotations
@@ -29,238 +32,212 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch as _st
 import torch
 from torch import Tensor, nn
 
 from captum_srae._atomic import atomic_write_bytes
 from captum_srae.activations import collect_activations
+from captum_srae.attribution import SRAEAttribution
 from captum_srae.config import SRAEConfig
-from captum_srae.datasets import make_shapes_dataset
-from captum_srae.model import SRAE
-from captum_srae.models import SmallCNN, accuracy, train_classifier
-from captum_srae.training import fit_srae, r2_score
+from captum_srae.datasets import PartsData, make_parts_dataset
+from captum_srae.history import r2_score
+from captum_srae.models import accuracy, train_or_load
 
 __all__ = [
-    "CLASS_NAMES",
     "FULL",
+    "LAYER",
     "QUICK",
-    "DemoData",
     "DemoMode",
-    "PART_NAMES",
-    "SmallCNN",
-    "accuracy",
-    "evaluate_explainer",
-    "make_shapes_dataset",
+    "demo_data",
+    "evaluate_demo",
+    "part_mass",
     "run_demo",
-    "shapes_demo_data",
-    "train_classifier",
 ]
 
 PathLike = str | os.PathLike[str]
 
-#: Names of the two parts; ``label = 2 * has_disc + has_bar``.
-PART_NAMES: tuple[str, str] = ("disc", "bar")
-#: Name of each class, indexed by the label.
-CLASS_NAMES: tuple[str, ...] = ("none", "bar only", "disc only", "disc + bar")
-#: The explained class: both parts present.
-TARGET_CLASS = 3
-#: The explained layer of :class:`~captum_srae.models.SmallCNN`.
-LAYER = "conv3"
+#: The explained layer of :class:`~captum_srae.models.PartsCNN` (8×8 maps).
+LAYER = "conv4"
+#: Seed offset of the held-out draw: its images never meet the training ones.
+TEST_SEED_OFFSET = 1_000_003
 SUMMARY_FILE = "summary.json"
-CNN_FILE = "cnn.safetensors"
-TEST_DATA_FILE = "test_data.safetensors"
+EXPLAINER_DIR = "explainer"
+REPORT_DIR = "report"
+#: Images the CNN is trained on (all modes share the cached CNN).
+CNN_TRAIN_IMAGES = 4000
 
 
 @dataclasses.dataclass(frozen=True)
 class DemoMode:
-    """Sizes and schedules of one mode of :func:`run_demo`.
+    """Sizes of one mode of :func:`run_demo`.
 
     Attributes:
         name (str): ``"quick"`` or ``"full"``.
-        n_train (int): Training images (for the CNN and the explainer).
+        n_fit (int): Training images the XNNs are fitted on (the first
+            ``n_fit`` of the CNN's training images).
         n_test (int): Held-out images for every reported measure.
-        cnn_epochs (int): Training epochs of
-            :class:`~captum_srae.models.SmallCNN`.
-        srae_config (SRAEConfig): The explainer's hyperparameters; its seed is
+        n_maps (int): Held-out images whose heatmaps are scored against the
+            part masks and fill the concept galleries.
+        n_figures (int): Held-out images explained in the report.
+        srae_config (SRAEConfig): The XNNs' hyperparameters; its seed is
             replaced by the seed of :func:`run_demo`.
     """
 
     name: str
-    n_train: int
+    n_fit: int
     n_test: int
-    cnn_epochs: int
+    n_maps: int
+    n_figures: int
     srae_config: SRAEConfig
 
 
-#: ``run_demo(quick=True)``: about 20 seconds on two CPU cores.
-QUICK = DemoMode("quick", 1500, 500, 30, SRAEConfig(hidden_sizes=(200, 50)))
-#: ``run_demo()``: about 40 seconds on two CPU cores.
-FULL = DemoMode("full", 4000, 1000, 30, SRAEConfig())
+#: ``run_demo(quick=True)``: smaller XNNs and fewer images.
+QUICK = DemoMode("quick", 2000, 600, 200, 4, SRAEConfig(hidden_sizes=(200, 50)))
+#: ``run_demo()``: the default XNN architecture (800, 100).
+FULL = DemoMode("full", 4000, 2000, 600, 8, SRAEConfig())
 
 
-@dataclasses.dataclass(eq=False)
-class DemoData:
-    """Training and test images of the demo, with the parts present in each.
-
-    Attributes:
-        x_train, y_train (Tensor): Training images and labels.
-        x_test, y_test (Tensor): Test images and labels.
-        parts_test (Tensor): Boolean ``(n_test, n_parts)``: which parts each
-            test image contains, in the order of ``part_names``.
-        part_names (tuple[str, ...]): Names of the parts.
-        class_names (tuple[str, ...]): Name of each class.
-        description (str): One line describing the data.
-    """
-
-    x_train: Tensor
-    y_train: Tensor
-    x_test: Tensor
-    y_test: Tensor
-    parts_test: Tensor
-    part_names: tuple[str, ...]
-    class_names: tuple[str, ...]
-    description: str
-
-
-def shapes_demo_data(n_train: int, n_test: int, seed: int = 0) -> DemoData:
-    """The demo's data: one :func:`.make_shapes_dataset` draw split in two.
+def demo_data(n_fit: int, n_test: int, seed: int = 0) -> tuple[PartsData, PartsData]:
+    """The images the XNNs are fitted on and the held-out images.
 
     Args:
-        n_train (int): Number of training images.
-        n_test (int): Number of test images.
-        seed (int, optional): Seed of
-            :func:`~captum_srae.datasets.make_shapes_dataset`. Default: 0
+        n_fit (int): The first ``n_fit`` of the CNN's training images
+            (``make_parts_dataset(4000, seed)``), at most 4000.
+        n_test (int): Held-out images, drawn with seed
+            ``seed + TEST_SEED_OFFSET``.
+        seed (int, optional): The seed of the CNN's training data. Default: 0
 
     Returns:
-        *DemoData*: the first ``n_train`` images for training, the rest for
-        testing.
+        *tuple[PartsData, PartsData]*: fit and test data.
     """
-    x, y = make_shapes_dataset(n_train + n_test, seed=seed)
-    parts = torch.stack([y // 2 == 1, y % 2 == 1], dim=1)
-    return DemoData(
-        x[:n_train],
-        y[:n_train],
-        x[n_train:],
-        y[n_train:],
-        parts[n_train:],
-        PART_NAMES,
-        CLASS_NAMES,
-        f"{n_train} train / {n_test} test images of 32x32 pixels, "
-        f"{len(CLASS_NAMES)} classes (parts: {', '.join(PART_NAMES)})",
-    )
+    if not 1 <= n_fit <= CNN_TRAIN_IMAGES:
+        raise ValueError(f"n_fit must be in 1..{CNN_TRAIN_IMAGES}, got {n_fit}")
+    train = make_parts_dataset(CNN_TRAIN_IMAGES, seed=seed)
+    fit = PartsData(*(getattr(train, f.name)[:n_fit] for f in _TENSOR_FIELDS))
+    return fit, make_parts_dataset(n_test, seed=seed + TEST_SEED_OFFSET)
 
 
-def evaluate_explainer(
-    srae: SRAE,
-    z_train: Tensor,
-    y_train: Tensor,
-    z_test: Tensor,
-    y_test: Tensor,
-    parts_test: Tensor,
-    part_names: Sequence[str],
-) -> dict[str, Any]:
-    r"""Faithfulness and contributions of an explainer on held-out activations.
-
-    Args:
-        srae (SRAE): The fitted explainer of one output.
-        z_train (Tensor): Training activations ``(N, D)``, for the baseline.
-        y_train (Tensor): Training scores ``(N, 1)``, for the baseline.
-        z_test (Tensor): Test activations ``(M, D)``.
-        y_test (Tensor): The model's test scores ``(M, 1)``.
-        parts_test (Tensor): Boolean ``(M, P)``: the parts in each test image.
-        part_names (sequence of str): Names of the ``P`` parts.
-
-    Returns:
-        dict: JSON-serialisable, with
-
-        - ``faithfulness``: ``r2`` and ``rmse`` of the XNN's reconstructed score
-          against the model's score, ``score_std`` (the scale of the scores),
-          and ``baseline_r2``/``baseline_rmse`` of a PCA with as many
-          components as x-features followed by a linear regression (both
-          fitted on the training activations), named in ``baseline``;
-        - ``contributions``: ``bias``, per x-feature the ``mean`` and
-          ``mean_abs`` contribution :math:`e_k v_k` over the test images and
-          its ``share`` (``mean_abs`` over the sum of ``mean_abs``);
-          ``part_effect[part]``: the mean contribution of each x-feature on
-          images with the part minus images without it; ``by_parts``: for each
-          combination of parts present (``"none"``, ``"disc"``, ...), the
-          number of images ``n``, the ``mean`` contribution of each x-feature,
-          and the mean ``xnn_score`` and ``model_score``.
-    """
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import LinearRegression
-    from sklearn.pipeline import make_pipeline
-
-    with torch.no_grad():
-        e = srae.encode(z_test)
-        pred = srae.predict(e)
-        contrib = srae.contributions(e)[:, 0, :].double()
-    y = y_test[:, :1]
-    n_concepts = srae.n_concepts
-    baseline = make_pipeline(PCA(n_components=n_concepts), LinearRegression())
-    baseline.fit(z_train.double().numpy(), y_train[:, 0].double().numpy())
-    base_pred = torch.from_numpy(baseline.predict(z_test.double().numpy()))[:, None]
-    mean = contrib.mean(dim=0)
-    mean_abs = contrib.abs().mean(dim=0)
-    share = mean_abs / mean_abs.sum().clamp_min(1e-12)
-    part_effect = {}
-    for p, name in enumerate(part_names):
-        has = parts_test[:, p]
-        if bool(has.any()) and bool((~has).any()):
-            effect = contrib[has].mean(dim=0) - contrib[~has].mean(dim=0)
-            part_effect[name] = effect.tolist()
-    by_parts: dict[str, dict[str, Any]] = {}
-    for key, rows in _part_groups(parts_test, part_names):
-        by_parts[key] = {
-            "n": int(rows.sum()),
-            "mean": contrib[rows].mean(dim=0).tolist(),
-            "xnn_score": float(pred[rows, 0].mean()),
-            "model_score": float(y[rows, 0].mean()),
-        }
-    return {
-        "faithfulness": {
-            "r2": r2_score(y, pred),
-            "rmse": _rmse(y, pred),
-            "score_std": float(y.double().std()),
-            "baseline": f"PCA ({n_concepts} components) + linear regression",
-            "baseline_r2": r2_score(y, base_pred),
-            "baseline_rmse": _rmse(y, base_pred),
-        },
-        "contributions": {
-            "bias": float(srae.bias.detach()[0]),
-            "mean": mean.tolist(),
-            "mean_abs": mean_abs.tolist(),
-            "share": share.tolist(),
-            "part_effect": part_effect,
-            "by_parts": by_parts,
-        },
-    }
+_TENSOR_FIELDS = [f for f in dataclasses.fields(PartsData) if f.type == "Tensor"]
 
 
 def _rmse(y: Tensor, y_hat: Tensor) -> float:
     return float(((y.double() - y_hat.double()) ** 2).mean().sqrt())
 
 
-def _part_groups(
-    parts: Tensor, part_names: Sequence[str]
-) -> Iterator[tuple[str, Tensor]]:
-    """``(name, rows)`` for each combination of parts that occurs, fewest first.
+def _pca_baseline(
+    z_fit: Tensor, y_fit: Tensor, z_test: Tensor, k: int
+) -> tuple[Tensor, str]:
+    """Held-out predictions of PCA(k) + linear regression, and its name."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
 
-    A combination is named by its parts joined with ``"+"``, or ``"none"``.
+    pipe = make_pipeline(PCA(n_components=k), LinearRegression())
+    pipe.fit(z_fit.double().numpy(), y_fit.double().numpy())
+    pred = torch.from_numpy(pipe.predict(z_test.double().numpy()))
+    return pred, f"PCA ({k} components) + linear regression"
+
+
+def part_mass(maps: Tensor, masks: Tensor) -> Tensor:
+    r"""Share of each map's positive mass inside each part mask.
+
+    ``mass[k, p] = mean_i Σ_{hw∈mask_ip} max(m_ik, 0) / Σ_hw max(m_ik, 0)``
+    over the images ``i`` where part ``p`` is present and map ``k`` is not all
+    zero (the relevance-mass accuracy of Arras et al. 2022 per x-feature and
+    part); NaN where no image qualifies.
+
+    Args:
+        maps (Tensor): ``(N, K, H, W)`` heatmaps at the masks' size.
+        masks (Tensor): ``(N, P, H, W)`` boolean part masks.
+
+    Returns:
+        *Tensor*: ``(K, P)`` float64.
     """
-    n_parts = parts.shape[1]
-    combos = sorted(range(2**n_parts), key=lambda c: (bin(c).count("1"), c))
-    for combo in combos:
-        want = torch.tensor([bool(combo >> i & 1) for i in range(n_parts)])
-        rows = (parts == want).all(dim=1)
-        if bool(rows.any()):
-            names = [name for i, name in enumerate(part_names) if combo >> i & 1]
-            yield "+".join(names) or "none", rows
+    pos = maps.double().clamp_min(0)
+    total = pos.sum(dim=(2, 3))  # (N, K)
+    inside = torch.einsum("nkhw,nphw->nkp", pos, masks.double())
+    share = inside / total.clamp_min(1e-300)[:, :, None]
+    valid = (total > 0)[:, :, None] & masks.flatten(2).any(-1)[:, None, :]
+    count = valid.sum(dim=0)
+    summed = torch.where(valid, share, torch.zeros_like(share)).sum(dim=0)
+    return torch.where(count > 0, summed / count.clamp_min(1), torch.nan)
+
+
+def evaluate_demo(
+    explainer: SRAEAttribution,
+    z_fit: Tensor,
+    y_fit: Tensor,
+    z_test: Tensor,
+    y_test: Tensor,
+    test: PartsData,
+    maps: dict[int, Tensor],
+    n_maps: int,
+) -> dict[str, Any]:
+    r"""Faithfulness, agreement and part relations of per-class XNNs.
+
+    Args:
+        explainer (SRAEAttribution): Fitted with one XNN per class.
+        z_fit, y_fit (Tensor): Pooled activations ``(N, D)`` and all class
+            scores ``(N, C)`` of the fit images (for the PCA baseline).
+        z_test, y_test (Tensor): The same on the held-out images.
+        test (PartsData): The held-out images with labels and masks.
+        maps (dict[int, Tensor]): For each class, the x-feature heatmaps
+            ``(n_maps, K, H, W)`` of the first ``n_maps`` held-out images.
+        n_maps (int): Number of images in ``maps``.
+
+    Returns:
+        dict: JSON-serialisable. ``classes``: per class (keyed by its name)
+        ``r2``, ``rmse``, ``rmse_rel`` (RMSE over the score range), the PCA
+        baseline's ``baseline_r2``/``baseline_rmse``, ``score_std``, the
+        x-features' ``share`` (of the mean absolute contribution), ``mean``
+        contribution, ``part_effect[part]`` (mean contribution with the part
+        minus without) and ``part_mass[part]`` (see :func:`part_mass`);
+        ``agreement``: the fraction of held-out images where the argmax of the
+        XNN scores equals the CNN's argmax; ``baseline``: the baseline's name.
+    """
+    classes: dict[str, Any] = {}
+    xnn_scores = []
+    names, parts = test.class_names, test.part_names
+    presence = test.part_presence
+    baseline = ""
+    for t in explainer.targets_:
+        srae = explainer.sraes_[t]
+        with torch.no_grad():
+            e = srae.encode(z_test)
+            pred = srae.predict(e)[:, 0]
+            contrib = srae.contributions(e)[:, 0, :].double()
+        xnn_scores.append(pred)
+        y = y_test[:, t]
+        base, baseline = _pca_baseline(z_fit, y_fit[:, t], z_test, srae.n_concepts)
+        mean_abs = contrib.abs().mean(dim=0)
+        effect = {
+            p: (contrib[presence[:, j]].mean(0) - contrib[~presence[:, j]].mean(0))
+            for j, p in enumerate(parts)
+            if bool(presence[:, j].any()) and bool((~presence[:, j]).any())
+        }
+        mass = part_mass(maps[t], test.masks[:n_maps])
+        classes[names[t]] = {
+            "target": t,
+            "r2": r2_score(y, pred),
+            "rmse": _rmse(y, pred),
+            "rmse_rel": _rmse(y, pred) / float(y.max() - y.min()),
+            "score_std": float(y.double().std()),
+            "baseline_r2": r2_score(y, base),
+            "baseline_rmse": _rmse(y, base),
+            "bias": float(srae.bias.detach()[0]),
+            "share": (mean_abs / mean_abs.sum().clamp_min(1e-12)).tolist(),
+            "mean": contrib.mean(dim=0).tolist(),
+            "part_effect": {p: v.tolist() for p, v in effect.items()},
+            "part_mass": {p: mass[:, j].tolist() for j, p in enumerate(parts)},
+        }
+    xnn = torch.stack(xnn_scores, dim=1)
+    model_top = y_test[:, explainer.targets_].argmax(dim=1)
+    agreement = float((xnn.argmax(dim=1) == model_top).double().mean())
+    return {"classes": classes, "agreement": agreement, "baseline": baseline}
 
 
 def _check_out(out: PathLike | None) -> Path | None:
@@ -280,172 +257,175 @@ def _check_out(out: PathLike | None) -> Path | None:
     return path
 
 
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"seed must be nonnegative, got {seed}")
+
+
 def run_demo(
     quick: bool = False,
     seed: int = 0,
     out: PathLike | None = None,
     show_progress: bool = True,
+    cache_dir: PathLike | None = None,
 ) -> dict[str, Any]:
-    r"""Train a small CNN on procedural images, explain it with an SRAE, evaluate.
+    r"""Train (or load) the parts CNN, explain every class with an XNN, report.
 
-    The steps, each timed:
+    The steps, each timed (``timings``):
 
-    1. ``data``: :func:`~captum_srae.datasets.make_shapes_dataset` (quick: 1500
-       training and 500 test images; full: 4000 and 1000);
-    2. ``cnn``: train :class:`~captum_srae.models.SmallCNN` with
-       :func:`~captum_srae.models.train_classifier`;
-    3. ``activations``: :func:`~captum_srae.collect_activations` of layer
-       ``conv3`` (global average pooled, 64 channels) and of the score of class
-       3, "disc + bar", on the training and test images;
-    4. ``srae_fit``: :func:`~captum_srae.fit_srae` on the training activations
-       (quick: ``SRAEConfig(hidden_sizes=(200, 50))``; full: the defaults);
-    5. ``evaluation``: :func:`evaluate_explainer` on the test images;
-    6. with ``out``: ``srae.save(out)`` (``config.json`` and
-       ``weights.safetensors``), then in the same folder ``summary.json`` (the
-       returned dictionary), ``cnn.safetensors`` (the CNN's state dict) and
-       ``test_data.safetensors`` (test activations ``z``, model scores ``y``,
-       labels, x-features ``e`` and the explainer's predictions ``y_hat``).
+    1. ``data``: :func:`demo_data` (quick: 2000 fit and 600 held-out images;
+       full: 4000 and 2000);
+    2. ``cnn``: :func:`~captum_srae.models.train_or_load` (about 40 s on two
+       CPU cores the first time, then read from the cache);
+    3. ``fit``: ``SRAEAttribution(cnn, "conv4", config).fit(images)``, one
+       XNN per class (quick: hidden sizes (200, 50); full: the defaults);
+    4. ``evaluation``: activations and scores of the held-out images,
+       heatmaps of the first ``n_maps`` of them, :func:`evaluate_demo`;
+    5. ``report`` (with ``out``): the HTML report in ``out/report``, the
+       explainer in ``out/explainer``, ``out/summary.json`` (the returned
+       dictionary); the folder is replaced atomically.
 
     Args:
-        quick (bool, optional): Smaller data and explainer, see :data:`QUICK`
-            (about 20 seconds on two CPU cores, against about 40 for
-            :data:`FULL`). Default: False
-        seed (int, optional): Seed of the data, the CNN and the explainer.
+        quick (bool, optional): The :data:`QUICK` mode. Default: False
+        seed (int, optional): Seed of the data, the CNN and the XNNs.
             Default: 0
-        out (str or PathLike, optional): Folder to save the explainer and the
-            summary into. It must be new, empty or a previous demo output
-            (which is replaced). Default: None (nothing is saved)
+        out (str or PathLike, optional): Folder to write; it must be new,
+            empty or a previous demo output (which is replaced).
+            Default: None (nothing is written)
         show_progress (bool, optional): Show ``tqdm`` progress bars.
             Default: True
+        cache_dir (str or PathLike, optional): Where the trained CNN is
+            cached. Default: None (see :func:`~captum_srae.models.train_or_load`)
 
     Returns:
-        dict: JSON-serialisable: ``mode``, ``seed``, ``data``, ``cnn``
-        (``parameters``, ``epochs``, ``train_accuracy``, ``test_accuracy``),
-        ``explainer`` (layer, target, architecture, re-tuning outcome and the
-        fit's own held-out R^2), ``faithfulness`` and ``contributions`` (see
-        :func:`evaluate_explainer`), ``timings`` (seconds per step and
-        ``total``) and ``out`` (the folder written, or None).
+        dict: JSON-serialisable: ``mode``, ``seed``, ``data``, ``cnn``,
+        ``explainer``, the entries of :func:`evaluate_demo`, ``timings``
+        and ``out`` (the report's ``index.html``, or None).
 
     Raises:
+        TypeError: if ``seed`` is not an int.
         ValueError: if ``seed`` is negative or ``out`` is a file or a
             non-empty folder that is not a previous demo output.
-        TypeError: if ``seed`` is not an int.
 
     Examples::
 
         >>> from captum_srae.demo import run_demo
         >>> summary = run_demo(quick=True, show_progress=False)  # doctest: +SKIP
-        >>> summary["faithfulness"]["r2"] > summary["faithfulness"]["baseline_r2"]
+        >>> summary["agreement"] > 0.95
         True
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be nonnegative, got {seed}")
+    _check_seed(seed)
     out_path = _check_out(out)
     mode = QUICK if quick else FULL
     timings: dict[str, float] = {}
-
     with _timed(timings, "data"):
-        data = shapes_demo_data(mode.n_train, mode.n_test, seed=seed)
-    with _timed(timings, "cnn"), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = SmallCNN(n_classes=len(data.class_names))
-        train_acc = train_classifier(
-            model,
-            data.x_train,
-            data.y_train,
-            epochs=mode.cnn_epochs,
+        fit_data, test = demo_data(mode.n_fit, mode.n_test, seed)
+    with _timed(timings, "cnn"):
+        model, info = train_or_load(
+            CNN_TRAIN_IMAGES,
             seed=seed,
+            cache_dir=cache_dir,
             show_progress=show_progress,
         )
-        test_acc = accuracy(model, data.x_test, data.y_test)
-    with _timed(timings, "activations"):
-        z_train, y_train = collect_activations(
-            model, LAYER, data.x_train, target=TARGET_CLASS, batch_size=500
-        )
-        z_test, y_test = collect_activations(
-            model, LAYER, data.x_test, target=TARGET_CLASS, batch_size=500
-        )
-    config: SRAEConfig = mode.srae_config.replace(seed=seed)
-    with _timed(timings, "srae_fit"):
-        srae, history = fit_srae(z_train, y_train, config, show_progress=show_progress)
+        test_acc = accuracy(model, test.images, test.labels)
+    config = mode.srae_config.replace(seed=seed)
+    explainer = SRAEAttribution(model, LAYER, config=config)
+    with _timed(timings, "fit"):
+        explainer.fit(fit_data.images, target=None, show_progress=show_progress)
     with _timed(timings, "evaluation"):
-        evaluation = evaluate_explainer(
-            srae, z_train, y_train, z_test, y_test, data.parts_test, data.part_names
+        z_fit, y_fit = _activations(model, fit_data.images)
+        z_test, y_test = _activations(model, test.images)
+        n_maps = min(mode.n_maps, mode.n_test)
+        maps = {
+            t: explainer.attribute(
+                test.images[:n_maps], target=t, internal_batch_size=200
+            )
+            for t in explainer.targets_
+        }
+        evaluation = evaluate_demo(
+            explainer, z_fit, y_fit, z_test, y_test, test, maps, n_maps
         )
-    timings["total"] = sum(timings.values())
+    summary = _summary(mode, seed, fit_data, test, model, info, test_acc, explainer)
+    summary.update(evaluation)
+    summary["timings"] = timings
+    summary["out"] = None
+    if out_path is not None:
+        from captum_srae._demo_report import write_demo_output
 
-    summary: dict[str, Any] = {
+        with _timed(timings, "report"):
+            summary["out"] = str(out_path / REPORT_DIR / "index.html")
+            write_demo_output(
+                out_path,
+                summary,
+                explainer,
+                test,
+                maps,
+                z_test,
+                y_test,
+                mode.n_figures,
+            )
+    timings["total"] = sum(v for k, v in timings.items() if k != "total")
+    if out_path is not None:  # the final timings into summary.json
+        text = json.dumps(summary, indent=2) + "\n"
+        atomic_write_bytes(out_path / SUMMARY_FILE, text.encode("utf-8"))
+    return summary
+
+
+def _activations(model: nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:
+    """Average-pooled ``conv4`` activations and all class scores."""
+    return collect_activations(model, LAYER, images, batch_size=500)
+
+
+def _summary(
+    mode: DemoMode,
+    seed: int,
+    fit_data: PartsData,
+    test: PartsData,
+    model: nn.Module,
+    info: dict[str, Any],
+    test_acc: float,
+    explainer: SRAEAttribution,
+) -> dict[str, Any]:
+    histories = explainer.history_
+    config = explainer.config or SRAEConfig()
+    return {
         "mode": mode.name,
         "seed": seed,
         "data": {
-            "description": data.description,
-            "n_train": int(data.x_train.shape[0]),
-            "n_test": int(data.x_test.shape[0]),
-            "image_size": list(data.x_train.shape[1:]),
-            "part_names": list(data.part_names),
-            "class_names": list(data.class_names),
+            "description": (
+                f"parts data set: {len(fit_data)} fit / {len(test)} held-out "
+                f"images of {test.images.shape[-1]}x{test.images.shape[-1]} pixels, "
+                f"{len(test.class_names)} classes (class = wing + 2 * tail; the "
+                "head is a distractor)"
+            ),
+            "n_fit": len(fit_data),
+            "n_test": len(test),
+            "part_names": list(test.part_names),
+            "class_names": list(test.class_names),
         },
         "cnn": {
             "name": type(model).__name__,
             "parameters": sum(p.numel() for p in model.parameters()),
-            "epochs": mode.cnn_epochs,
-            "train_accuracy": train_acc,
+            "cached": bool(info["cached"]),
+            "train_accuracy": info["train_accuracy"],
             "test_accuracy": test_acc,
         },
         "explainer": {
             "layer": LAYER,
-            "in_features": int(z_train.shape[1]),
-            "target": TARGET_CLASS,
-            "target_name": data.class_names[TARGET_CLASS],
+            "in_features": int(explainer.sraes_[explainer.targets_[0]].in_features),
             "n_concepts": config.n_concepts,
             "hidden_sizes": list(config.hidden_sizes),
-            "accepted": history.accepted,
-            "rounds": len(history.rounds),
-            "chosen_round": history.chosen_round,
-            "fit_val_r2": history.val_r2,
+            "accepted": {
+                test.class_names[t]: bool(histories[t].accepted)
+                for t in explainer.targets_
+            },
+            "fit_val_r2": {
+                test.class_names[t]: histories[t].val_r2 for t in explainer.targets_
+            },
         },
-        **evaluation,
-        "timings": timings,
-        "out": None if out_path is None else str(out_path),
     }
-    if out_path is not None:
-        _save(out_path, summary, srae, model, z_test, y_test, data.y_test)
-    return summary
-
-
-def _save(
-    path: Path,
-    summary: dict[str, Any],
-    srae: SRAE,
-    model: nn.Module,
-    z_test: Tensor,
-    y_test: Tensor,
-    labels_test: Tensor,
-) -> None:
-    metadata = {
-        "demo": {
-            key: summary[key] for key in ("mode", "seed", "data", "cnn", "explainer")
-        },
-        "faithfulness": summary["faithfulness"],
-    }
-    srae.save(path, metadata=metadata)
-    with torch.no_grad():
-        e = srae.encode(z_test)
-        y_hat = srae.predict(e)
-    test_data = {
-        "z": z_test,
-        "y": y_test,
-        "labels": labels_test,
-        "e": e,
-        "y_hat": y_hat,
-    }
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(path / CNN_FILE, _st.save(state))
-    atomic_write_bytes(path / TEST_DATA_FILE, _st.save(test_data))
-    text = json.dumps(summary, indent=2) + "\n"
-    atomic_write_bytes(path / SUMMARY_FILE, text.encode("utf-8"))
 
 
 @contextlib.contextmanager

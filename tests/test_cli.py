@@ -22,68 +22,63 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def fake_summary() -> dict[str, Any]:
-    """A summary shaped like the one of ``run_demo`` (3 x-features)."""
-    groups = {
-        "none": {"n": 2, "mean": [0.1, -0.0001, -3.0], "xnn_score": -3.9},
-        "disc": {"n": 3, "mean": [1.5, 0.2, -1.0], "xnn_score": -0.3},
-        "bar": {"n": 1, "mean": [0.1, 1.8, -1.0], "xnn_score": -0.1},
-        "disc+bar": {"n": 4, "mean": [1.6, 1.9, 0.0], "xnn_score": 2.5},
-    }
-    for g in groups.values():
-        g["model_score"] = g["xnn_score"] + 0.01
+    """A summary shaped like the one of ``run_demo`` (2 classes, 3 x-features)."""
+
+    def entry(target: int, r2: float, effects: dict[str, list[float]]) -> dict:
+        return {
+            "target": target,
+            "r2": r2,
+            "rmse": 0.123,
+            "rmse_rel": 0.0123,
+            "score_std": 2.5,
+            "baseline_r2": 0.91234,
+            "baseline_rmse": 0.456,
+            "bias": -1.0,
+            "share": [0.2, 0.5, 0.3],
+            "mean": [0.1, 1.0, -1.2],
+            "part_effect": effects,
+            "part_mass": {"wing": [0.1, 0.2, None], "tail": [0.3, 0.1, 0.0]},
+        }
+
     return {
         "mode": "quick",
         "seed": 3,
         "data": {
-            "description": "6 train / 10 test images",
-            "n_train": 6,
+            "description": "6 fit / 10 held-out images",
+            "n_fit": 6,
             "n_test": 10,
-            "image_size": [3, 32, 32],
-            "part_names": ["disc", "bar"],
-            "class_names": ["none", "bar only", "disc only", "disc + bar"],
+            "part_names": ["wing", "tail"],
+            "class_names": ["plain", "winged"],
         },
         "cnn": {
-            "name": "SmallCNN",
-            "parameters": 25796,
-            "epochs": 2,
+            "name": "PartsCNN",
+            "parameters": 62900,
+            "cached": True,
             "train_accuracy": 0.75,
             "test_accuracy": 0.625,
         },
         "explainer": {
-            "layer": "conv3",
+            "layer": "conv4",
             "in_features": 64,
-            "target": 3,
-            "target_name": "disc + bar",
             "n_concepts": 3,
             "hidden_sizes": [200, 50],
-            "accepted": True,
-            "rounds": 1,
-            "chosen_round": 0,
-            "fit_val_r2": 0.99,
+            "accepted": {"plain": True, "winged": False},
+            "fit_val_r2": {"plain": 0.99, "winged": 0.98},
         },
-        "faithfulness": {
-            "r2": 0.98765,
-            "rmse": 0.123,
-            "score_std": 2.5,
-            "baseline": "PCA (3 components) + linear regression",
-            "baseline_r2": 0.91234,
-            "baseline_rmse": 0.456,
+        "classes": {
+            "plain": entry(
+                0, 0.98765, {"wing": [0.5, -2.0, 0.1], "tail": [1.0, 0.0, -0.3]}
+            ),
+            "winged": entry(1, 0.97, {}),
         },
-        "contributions": {
-            "bias": -1.0,
-            "mean": [0.9, 1.0, -1.2],
-            "mean_abs": [0.9, 1.0, 1.2],
-            "share": [0.29, 0.32, 0.39],
-            "part_effect": {"disc": [1.4, 0.1, 1.5], "bar": [0.1, 1.7, 1.5]},
-            "by_parts": groups,
-        },
+        "agreement": 0.9876,
+        "baseline": "PCA (3 components) + linear regression",
         "timings": {
             "data": 0.1,
             "cnn": 5.0,
-            "activations": 0.2,
-            "srae_fit": 1.5,
+            "fit": 1.5,
             "evaluation": 0.3,
-            "total": 7.1,
+            "total": 6.9,
         },
         "out": None,
     }
@@ -137,14 +132,27 @@ def test_demo_arguments(
     stub_demo: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["demo"]) == 0
-    assert main(["demo", "--quick", "--seed", "3", "--out", "x", "--no-progress"]) == 0
+    argv = ["demo", "--quick", "--seed", "3", "--out", "x", "--no-progress"]
+    assert main([*argv, "--cache-dir", "c"]) == 0
     assert stub_demo == [
-        {"quick": False, "seed": 0, "out": None, "show_progress": True},
-        {"quick": True, "seed": 3, "out": "x", "show_progress": False},
+        {
+            "quick": False,
+            "seed": 0,
+            "out": "captum-srae-demo",
+            "show_progress": True,
+            "cache_dir": None,
+        },
+        {
+            "quick": True,
+            "seed": 3,
+            "out": "x",
+            "show_progress": False,
+            "cache_dir": "c",
+        },
     ]
     text = capsys.readouterr().out
-    assert "Saved to    nothing" in text
-    assert "Saved to    x (" in text
+    assert "Report      captum-srae-demo\n" in text
+    assert "Report      x\n" in text
 
 
 def test_demo_table(
@@ -153,32 +161,21 @@ def test_demo_table(
     assert main(["demo", "--quick", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("captum-srae demo (quick mode, seed 0)\n")
-    assert "test accuracy 62.5 %" in text
-    assert "  SRAE, 3 x-features                      0.9877  0.123" in text
-    assert "  PCA (3 components) + linear regression  0.9123  0.456" in text
+    assert "loaded from the cache" in text
+    assert "held-out accuracy 62.5 %" in text
     lines = text.splitlines()
-    header = next(line for line in lines if line.lstrip().startswith("x-feature"))
-    assert header.split() == [
-        "x-feature", "share", "mean", "+disc", "+bar", "|",
-        "none", "disc", "bar", "disc+bar",
+    plain = next(line for line in lines if line.startswith("  plain "))
+    # columns: R^2, PCA R^2, RMSE, RMSE/range, then the x-features by share
+    # with the part whose presence moves their contribution most
+    assert plain.split() == [
+        "plain", "0.9877", "0.9123", "0.123", "1.2", "%",
+        "x2", "50%", "wing-,", "x3", "30%", "tail-,", "x1", "20%", "tail+",
     ]  # fmt: skip
-    x1 = next(line for line in lines if line.startswith("  x1 "))
-    assert x1.split() == [
-        "x1", "29.0", "%", "+0.90", "+1.40", "+0.10", "|",
-        "+0.10", "+1.50", "+0.10", "+1.60",
-    ]  # fmt: skip
-    x2 = next(line for line in lines if line.startswith("  x2 "))
-    assert "-0.00" not in x2 and "+0.00" in x2
-    images = next(line for line in lines if line.startswith("  images"))
-    assert images.split() == ["images", "|", "2", "3", "1", "4"]
-    assert "accepted in round 1" in text
+    winged = next(line for line in lines if line.startswith("  winged "))
+    assert winged.endswith("x2 50% n/a, x3 30% n/a, x1 20% n/a")
+    assert "equals the CNN's prediction on 98.8 % of the" in text
+    assert "Timings     data 0.1 s, cnn 5.0 s, fit 1.5 s, evaluation 0.3 s" in text
     assert text.isascii()
-
-
-def test_format_summary_not_accepted() -> None:
-    summary = copy.deepcopy(fake_summary())
-    summary["explainer"].update(accepted=False, rounds=5, chosen_round=4)
-    assert "not accepted after 5 rounds" in format_summary(summary)
 
 
 @pytest.mark.parametrize(
@@ -251,3 +248,14 @@ def test_python_m_usage_error() -> None:
     result = _python_m("bogus")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_format_summary_without_report() -> None:
+    summary = copy.deepcopy(fake_summary())
+    text = format_summary(summary)
+    assert "Report" not in text
+    summary["out"] = "r/index.html"
+    summary["timings"]["report"] = 2.0
+    text = format_summary(summary)
+    assert text.endswith("Report      r/index.html")
+    assert "report 2.0 s; total 6.9 s" in text

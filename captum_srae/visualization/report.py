@@ -83,6 +83,49 @@ def _cell(value: Any) -> str:
     return f"<td>{html.escape(text.strip(chr(34)))}</td>"
 
 
+def _table_cells(
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[list[str], list[list[Any]]]:
+    """Column names (the first row's keys) and the rows' values in that order."""
+    if not rows:
+        return [], []
+    header = [str(k) for k in rows[0]]
+    return header, [[_jsonable(row.get(k)) for k in rows[0]] for row in rows]
+
+
+def _text(value: Any) -> str:
+    """A table cell as plain text: floats with 4 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "n/a" if value is None else str(value)
+
+
+def _csv(header: list[str], cells: list[list[Any]]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([["" if v is None else v for v in row] for row in cells])
+    return buf.getvalue()
+
+
+def _markdown(header: list[str], cells: list[list[Any]]) -> str:
+    def line(values: Sequence[str]) -> str:
+        return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+    out = [line(header), line(["---"] * len(header))]
+    out += [line([_text(v) for v in row]) for row in cells]
+    return "\n".join(out) + "\n"
+
+
+def _html_table(header: list[str], cells: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    rows = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in cells)
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
 def _img(name: str, fig: Figure, dpi: int, caption: str) -> str:
     w, h = (round(v * dpi) for v in fig.get_size_inches())
     alt = html.escape(caption, quote=True)
@@ -103,6 +146,9 @@ def write_report(
     metrics: Mapping[str, Any] | None = None,
     title: str = "SRAE explanation report",
     dpi: int = 100,
+    sections: Sequence[tuple[str, Sequence[Any]]] = (),
+    tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    intro: str = "",
 ) -> Path:
     r"""Write the report folder ``out_dir`` (replacing it atomically).
 
@@ -124,6 +170,15 @@ def write_report(
         title (str, optional): the page title. Default: "SRAE explanation
             report"
         dpi (int, optional): resolution of the PNGs. Default: 100
+        sections (Sequence[tuple[str, Sequence]], optional): more figure
+            sections after the named ones, each ``(heading, figures)``.
+            Default: ()
+        tables (Mapping[str, Sequence[Mapping]], optional): heading → rows,
+            each row a mapping column → value (the first row's keys give the
+            columns). Each table is shown before the metrics and also written
+            as ``table_<i>.csv`` and ``table_<i>.md``. Default: None
+        intro (str, optional): a paragraph of plain text under the title.
+            Default: ""
 
     Returns:
         *Path*: the path of ``index.html``.
@@ -142,9 +197,13 @@ def write_report(
     named += [("Training curves", "curves.png", curves)]
     named += [("Faithfulness", "faithfulness.png", scatter)]
     items += [(s, n, f) for s, n, f in named if f is not None]
+    for j, (heading, figures) in enumerate(sections):
+        items += [(heading, f"section{j}_{i}.png", f) for i, f in enumerate(figures)]
     data = _jsonable(dict(metrics or {}))
     esc = html.escape(title)
     body = [f"<h1>{esc}</h1>"]
+    if intro:
+        body.append(f"<p>{html.escape(intro)}</p>")
     target = Path(out_dir)
     with atomic_directory(target) as tmp:
         section = None
@@ -156,6 +215,18 @@ def write_report(
                 section = sec
             caption = fig.get_suptitle() or sec
             body.append(_img(name, fig, dpi, caption))
+        for i, (heading, rows_) in enumerate((tables or {}).items()):
+            header, cells = _table_cells(rows_)
+            (tmp / f"table_{i}.csv").write_text(_csv(header, cells), encoding="utf-8")
+            (tmp / f"table_{i}.md").write_text(
+                _markdown(header, cells), encoding="utf-8"
+            )
+            body.append(f"<h2>{html.escape(heading)}</h2>")
+            body.append(_html_table(header, cells))
+            body.append(
+                f'<p><a href="table_{i}.csv">CSV</a> · '
+                f'<a href="table_{i}.md">Markdown</a></p>'
+            )
         if data:
             rows = "".join(
                 f"<tr><th>{html.escape(k)}</th>{_cell(v)}</tr>"

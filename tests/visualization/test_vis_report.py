@@ -187,3 +187,42 @@ def test_report_in_headless_chromium(report: Path, tmp_path: Path) -> None:
     for src, width, height in decoded:
         with Image.open(folder / src) as png:
             assert (width, height) == png.size and width > 0, src
+
+
+def test_report_tables_and_sections(explanation, tmp_path: Path) -> None:
+    import csv
+
+    ex, images = explanation
+    rows = [
+        {"method": "SRAE", "r2": 0.987654, "note": None},
+        {"method": "P|CA", "r2": 0.5, "note": "a|b"},
+    ]
+    extra = FaithfulnessDisplay.from_explanation(ex).plot().figure_
+    page = write_report(
+        tmp_path / "r",
+        tables={"Comparison": rows, "Empty": []},
+        sections=[("More", [extra, ExplanationDisplay.from_explanation(ex, images)])],
+        intro="An intro <with> markup.",
+    )
+    text = page.read_text(encoding="utf-8")
+    assert "<p>An intro &lt;with&gt; markup.</p>" in text
+    assert "<h2>Comparison</h2>" in text and "<h2>More</h2>" in text
+    srcs = [a["src"] for t, a in tags(page) if t == "img"]
+    assert srcs == ["section0_0.png", "section0_1.png"]
+    assert all((page.parent / s).is_file() for s in srcs)
+    with open(page.parent / "table_0.csv", newline="", encoding="utf-8") as f:
+        assert list(csv.reader(f)) == [
+            ["method", "r2", "note"],
+            ["SRAE", "0.987654", ""],
+            ["P|CA", "0.5", "a|b"],
+        ]
+    md = (page.parent / "table_0.md").read_text(encoding="utf-8").splitlines()
+    assert md == [
+        "| method | r2 | note |",
+        "| --- | --- | --- |",
+        "| SRAE | 0.9877 | n/a |",
+        "| P\\|CA | 0.5 | a\\|b |",
+    ]
+    assert (page.parent / "table_1.csv").read_text(encoding="utf-8") == "\n"
+    cells = [a for t, a in tags(page) if t == "td"]
+    assert len(cells) == 6  # two rows of three cells in the first table

@@ -164,18 +164,28 @@ def write_demo_output(
         )
         galleries.append(gallery)
         curves.append(TrainingCurvesDisplay.from_explainer(explainer, target=t))
+    sections = [
+        ("x-features and parts", [part_figure(summary)]),
+        ("Concept galleries", galleries),
+        ("Training curves", curves),
+    ]
+    tables = _tables(summary)
+    if "comparison" in summary:
+        from captum_srae.compare import ComparisonResult
+        from captum_srae.compare.parts import metric_rows
+
+        result = ComparisonResult.from_dict(summary["comparison"])
+        sections.insert(0, ("Comparison of methods", [result.plot()]))
+        tables["Comparison of methods (same images and layer)"] = result.to_rows()
+        tables["Metric definitions"] = metric_rows(result.metrics())
     with atomic_directory(path) as tmp:
         explainer.save(tmp / "explainer")
         write_report(
             tmp / "report",
             explanation_figures=explanations,
             scatter=faithfulness_figure(explainer, z_test, y_test, names),
-            sections=[
-                ("x-features and parts", [part_figure(summary)]),
-                ("Concept galleries", galleries),
-                ("Training curves", curves),
-            ],
-            tables=_tables(summary),
+            sections=sections,
+            tables=tables,
             metrics=_metrics(summary),
             title="captum-srae demo: per-class XNNs on the parts data set",
             intro=_intro(summary),
@@ -198,9 +208,11 @@ def _intro(summary: dict[str, Any]) -> str:
 
 
 def _metrics(summary: dict[str, Any]) -> dict[str, Any]:
-    """The machine-readable metrics: per class and overall."""
+    """The machine-readable metrics: the comparison's ``methods`` (method →
+    metric → value), ``std``, ..., and the demo's own numbers."""
     keys = ("r2", "rmse", "rmse_rel", "baseline_r2", "baseline_rmse")
     return {
+        **summary.get("comparison", {}),
         "cnn_test_accuracy": summary["cnn"]["test_accuracy"],
         "top1_agreement": summary["agreement"],
         "classes": {

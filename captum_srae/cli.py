@@ -8,7 +8,9 @@ Subcommands:
   HTML report (see :func:`captum_srae.demo.run_demo`);
 - ``fit``, ``explain``, ``report``: the same pipeline on a user's own model
   and image folder (see :mod:`captum_srae._cli` and the command line page of
-  the documentation).
+  the documentation);
+- ``compare``: the SRAE, the baselines and Captum's methods side by side on
+  the parts data set (see :func:`captum_srae.compare.parts.compare_parts`).
 
 Errors in the user's input end with a message on stderr and exit status 2,
 as for argparse's own usage errors; nothing prints a traceback for them.
@@ -108,8 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_run_demo_command)
     from captum_srae._cli import add_user_commands
+    from captum_srae._cli.compare import add_compare_command
 
     add_user_commands(commands)
+    add_compare_command(commands)
     return parser
 
 
@@ -221,13 +225,47 @@ def format_summary(summary: dict[str, Any]) -> str:
         "held-out images",
         "",
     ]
+    if "comparison" in summary:
+        lines += [*_comparison_lines(summary["comparison"]), ""]
     timings = summary["timings"]
-    steps = ["data", "cnn", "fit", "evaluation", "report"]
+    steps = ["data", "cnn", "fit", "evaluation", "comparison", "report"]
     spent = [f"{key} {timings[key]:.1f} s" for key in steps if key in timings]
     lines.append(f"Timings     {', '.join(spent)}; total {timings['total']:.1f} s")
     if summary.get("out"):
         lines.append(f"Report      {summary['out']}")
     return "\n".join(lines)
+
+
+#: (metric, column title) of the comparison table printed by the demo.
+_HEADLINE = [
+    ("r2", "R^2"),
+    ("top1_agreement", "agreement"),
+    ("significant_features", "signif."),
+    ("part_purity", "purity"),
+    ("pointing_game", "pointing"),
+    ("relevance_mass", "rel.mass"),
+    ("deletion_auc", "del.AUC"),
+    ("insertion_auc", "ins.AUC"),
+]
+
+
+def _comparison_lines(data: dict[str, Any]) -> list[str]:
+    """A few metrics of every method of the comparison, ASCII only."""
+    rows = []
+    for method, values in data["methods"].items():
+        cells = [method]
+        for key, _ in _HEADLINE:
+            value = values.get(key)
+            cells.append("" if value is None else f"{value:.3f}")
+        rows.append(cells)
+    n = data["settings"].get("n_maps")
+    return [
+        f"Comparison of methods (maps of {n} held-out images; all metrics and "
+        "their definitions in the report)",
+        *_table(["method", *[title for _, title in _HEADLINE]], rows),
+        "  higher is better except signif. (significant x-features per image)",
+        "  and del.AUC (class score while the most relevant pixels are removed)",
+    ]
 
 
 def _top_features(entry: dict[str, Any], n: int = 3) -> str:

@@ -85,6 +85,10 @@ class DemoMode:
         n_figures (int): Held-out images explained in the report.
         srae_config (SRAEConfig): The XNNs' hyperparameters; its seed is
             replaced by the seed of :func:`run_demo`.
+        compare_maps (int): Held-out images that get maps in the comparison
+            of methods (:func:`~captum_srae.compare.compare`); 0 skips the
+            comparison.
+        compare_steps (int): Its deletion/insertion steps.
     """
 
     name: str
@@ -93,12 +97,14 @@ class DemoMode:
     n_maps: int
     n_figures: int
     srae_config: SRAEConfig
+    compare_maps: int = 100
+    compare_steps: int = 10
 
 
 #: ``run_demo(quick=True)``: smaller XNNs and fewer images.
 QUICK = DemoMode("quick", 2000, 600, 200, 4, SRAEConfig(hidden_sizes=(200, 50)))
 #: ``run_demo()``: the default XNN architecture (800, 100).
-FULL = DemoMode("full", 4000, 2000, 600, 8, SRAEConfig())
+FULL = DemoMode("full", 4000, 2000, 600, 8, SRAEConfig(), 300, 20)
 
 
 def demo_data(n_fit: int, n_test: int, seed: int = 0) -> tuple[PartsData, PartsData]:
@@ -283,6 +289,10 @@ def run_demo(
        XNN per class (quick: hidden sizes (200, 50); full: the defaults);
     4. ``evaluation``: activations and scores of the held-out images,
        heatmaps of the first ``n_maps`` of them, :func:`evaluate_demo`;
+       ``comparison``: :func:`~captum_srae.compare.compare` of the SRAE (the
+       XNNs just fitted), the baselines and Captum's single-map methods on
+       the same images (``summary["comparison"]``, keyed by method and
+       metric);
     5. ``report`` (with ``out``): the HTML report in ``out/report``, the
        explainer in ``out/explainer``, ``out/summary.json`` (the returned
        dictionary); the folder is replaced atomically.
@@ -347,6 +357,11 @@ def run_demo(
         evaluation = evaluate_demo(
             explainer, z_fit, y_fit, z_test, y_test, test, maps, n_maps
         )
+    if mode.compare_maps:
+        with _timed(timings, "comparison"):
+            evaluation["comparison"] = _compare(
+                model, explainer, fit_data, test, mode, seed, show_progress
+            ).to_dict()
     summary = _summary(mode, seed, fit_data, test, model, info, test_acc, explainer)
     summary.update(evaluation)
     summary["timings"] = timings
@@ -371,6 +386,35 @@ def run_demo(
         text = json.dumps(summary, indent=2) + "\n"
         atomic_write_bytes(out_path / SUMMARY_FILE, text.encode("utf-8"))
     return summary
+
+
+def _compare(
+    model: nn.Module,
+    explainer: SRAEAttribution,
+    fit_data: PartsData,
+    test: PartsData,
+    mode: DemoMode,
+    seed: int,
+    show_progress: bool,
+) -> Any:
+    """The comparison of every method on the demo's data, reusing its XNNs."""
+    from captum_srae.compare import compare
+
+    return compare(
+        model,
+        LAYER,
+        fit_data.images,
+        test.images,
+        labels=test.labels,
+        masks=test.masks,
+        relevant_parts=[test.part_names.index("wing"), test.part_names.index("tail")],
+        config=explainer.config,
+        seeds=(seed,),
+        n_maps=min(mode.compare_maps, len(test)),
+        n_steps=mode.compare_steps,
+        fitted={"SRAE": explainer.sraes_},
+        show_progress=show_progress,
+    )
 
 
 def _activations(model: nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:

@@ -225,7 +225,7 @@ def test_demo_summary(demo: tuple[dict[str, Any], Path]) -> None:
     assert summary["explainer"]["layer"] == "conv4"
     assert summary["explainer"]["in_features"] == 64
     timings = summary["timings"]
-    steps = ["data", "cnn", "fit", "evaluation", "report"]
+    steps = ["data", "cnn", "fit", "evaluation", "comparison", "report"]
     assert all(timings[k] >= 0 for k in steps)
     assert timings["total"] == pytest.approx(sum(timings[k] for k in steps))
 
@@ -243,6 +243,26 @@ def test_demo_quality(demo: tuple[dict[str, Any], Path]) -> None:
         var = entry["score_std"] ** 2 * (n - 1) / n
         assert entry["rmse"] == pytest.approx(math.sqrt((1 - entry["r2"]) * var))
         assert sum(entry["share"]) == pytest.approx(1.0)
+
+
+def test_demo_comparison(demo: tuple[dict[str, Any], Path]) -> None:
+    summary, out = demo
+    comparison = summary["comparison"]
+    methods = comparison["methods"]
+    assert list(methods) == [
+        "SRAE", "Autoencoder", "PCA", "NMF", "TopK SAE", "Random basis",
+        "LayerGradCam", "GuidedGradCam", "IntegratedGradients", "Saliency",
+    ]  # fmt: skip
+    # the comparison reuses the demo's XNNs on the same held-out images
+    r2 = [entry["r2"] for entry in summary["classes"].values()]
+    assert methods["SRAE"]["r2"] == pytest.approx(sum(r2) / len(r2), abs=1e-5)
+    assert methods["SRAE"]["top1_agreement"] == pytest.approx(summary["agreement"])
+    assert methods["SRAE"]["r2"] > methods["PCA"]["r2"] > methods["Random basis"]["r2"]
+    assert "r2" not in methods["LayerGradCam"]
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert metrics["methods"] == json.loads(json.dumps(methods))
+    page = (out / "report" / "index.html").read_text()
+    assert "Comparison of methods (same images and layer)" in page
 
 
 def test_demo_x_features_follow_the_class_parts(

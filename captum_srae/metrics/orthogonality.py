@@ -158,9 +158,13 @@ class OrthogonalityResult(NamedTuple):
     Attributes:
         mean_abs_cosine (Tensor): mean ``|cos|`` over column pairs ``k < l``.
         max_abs_cosine (Tensor): largest ``|cos|`` over column pairs.
-        mean_abs_cosine_weighted (Tensor): the same on ``E ⊙ v`` (equal to
-            the plain value unless some ``v_k = 0``; NaN without weights).
-        max_abs_cosine_weighted (Tensor): the same (NaN without weights).
+        mean_abs_cosine_weighted (Tensor): the importance-weighted mean
+            ``Σ_{k<l} |v_k v_l| |cos_kl| / Σ_{k<l} |v_k v_l|``: overlaps
+            between x-features that carry much of the score count more
+            (scaling the columns by ``v`` alone would leave ``|cos|``
+            unchanged); NaN without weights or when no pair has weight.
+        max_abs_cosine_weighted (Tensor): the largest ``|cos_kl|`` over pairs
+            with ``v_k v_l ≠ 0`` (NaN without weights or such pairs).
         pull_away_images (Tensor): :func:`pull_away_value` along images
             (v-weighted when weights are given).
         pull_away_features (Tensor): the same along features.
@@ -202,11 +206,17 @@ def orthogonality(
         return vals.mean(), vals.max()
 
     mean_c, max_c = pair_stats(feature_cosine(e))
-    if weight is None:
-        nan = e.new_tensor(float("nan"))
-        mean_w, max_w = nan, nan
-    else:
-        mean_w, max_w = pair_stats(feature_cosine(e, weight))
+    nan = e.new_tensor(float("nan"))
+    mean_w, max_w = nan, nan
+    if weight is not None:
+        w = _weights(weight, e.shape[1])
+        if w.shape[0] != 1:
+            raise ValueError(f"weight must hold one output, got {w.shape[0]}")
+        pair_w = (w[0][iu[0]] * w[0][iu[1]]).abs().to(e.dtype)
+        cos = feature_cosine(e)[iu[0], iu[1]].abs()
+        if bool((pair_w > 0).any()):
+            mean_w = (pair_w * cos).sum() / pair_w.sum()
+            max_w = cos[pair_w > 0].max()
     return OrthogonalityResult(
         mean_c,
         max_c,

@@ -68,8 +68,33 @@ def test_weighted_cosine_only_changes_sign_or_zero_weights():
     assert weighted[0, 1].item() == pytest.approx(-plain[0, 1].item())
     assert weighted[0, 2].item() == 0.0
     res = orthogonality(e, v)
+    # only the pair (0, 1) has weight: both summaries are its |cos|
     assert res.max_abs_cosine_weighted.item() == pytest.approx(abs(plain[0, 1].item()))
+    assert res.mean_abs_cosine_weighted.item() == pytest.approx(abs(plain[0, 1].item()))
     assert torch.isnan(orthogonality(e).mean_abs_cosine_weighted)
+    assert torch.isnan(
+        orthogonality(e, torch.tensor([1.0, 0.0, 0.0])).max_abs_cosine_weighted
+    )
+
+
+def test_weighted_mean_cosine_matches_the_pair_loop():
+    g = torch.Generator().manual_seed(2)
+    e = torch.rand(40, 4, generator=g)
+    v = torch.tensor([3.0, -0.5, 1.0, 0.1])
+    cos = feature_cosine(e)
+    num = den = 0.0
+    for k in range(4):
+        for m in range(k + 1, 4):
+            wkm = abs(float(v[k] * v[m]))
+            num += wkm * abs(float(cos[k, m]))
+            den += wkm
+    res = orthogonality(e, v)
+    assert res.mean_abs_cosine_weighted.item() == pytest.approx(num / den, rel=1e-6)
+    # unlike the plain mean, it depends on the weights
+    res2 = orthogonality(e, torch.tensor([0.1, 1.0, 1.0, 3.0]))
+    assert res.mean_abs_cosine_weighted.item() != pytest.approx(
+        res2.mean_abs_cosine_weighted.item()
+    )
 
 
 def test_pull_away_matches_oracle_and_training_loss():

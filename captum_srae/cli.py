@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--quick",
         action="store_true",
-        help="fewer images and smaller explainers (about 1 minute instead of 3)",
+        help="fewer held-out images, maps and curve steps (faster; see README)",
     )
     demo.add_argument(
         "--seed",
@@ -256,7 +256,7 @@ def _comparison_lines(data: dict[str, Any]) -> list[str]:
         cells = [method]
         for key, _ in _HEADLINE:
             value = values.get(key)
-            cells.append("" if value is None else f"{value:.3f}")
+            cells.append("" if value is None else f"{value:.4g}")
         rows.append(cells)
     n = data["settings"].get("n_maps")
     return [

@@ -209,3 +209,11 @@ def test_result_round_trips_through_its_dict(setup: dict[str, Any]) -> None:
     again = ComparisonResult.from_dict(json.loads(json.dumps(res.to_dict())))
     assert again.methods == res.methods and again.kinds == res.kinds
     assert again.to_markdown() == res.to_markdown()
+
+
+def test_parts_settings_use_the_demo_config() -> None:
+    from captum_srae.compare.parts import PARTS_SETTINGS
+    from captum_srae.demo import DEMO_CONFIG
+
+    assert PARTS_SETTINGS["full"].config == DEMO_CONFIG
+    assert PARTS_SETTINGS["quick"].config == DEMO_CONFIG

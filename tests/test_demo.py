@@ -233,10 +233,10 @@ def test_demo_summary(demo: tuple[dict[str, Any], Path]) -> None:
 def test_demo_quality(demo: tuple[dict[str, Any], Path]) -> None:
     summary = demo[0]
     assert summary["cnn"]["test_accuracy"] >= 0.85
-    assert summary["agreement"] >= 0.95
+    assert summary["agreement"] >= 0.985  # 99.3 % measured (seed 0)
     n = summary["data"]["n_test"]
     for entry in summary["classes"].values():
-        assert entry["r2"] >= 0.97
+        assert entry["r2"] >= 0.998
         assert entry["r2"] > entry["baseline_r2"]
         assert entry["rmse"] < entry["baseline_rmse"]
         # rmse and r2 describe the same residuals: rmse^2 = (1 - r2) * var

@@ -26,6 +26,10 @@ __all__ = ["PARTS_SETTINGS", "PartsSettings", "compare_parts", "write_comparison
 
 PathLike = str | os.PathLike[str]
 
+#: The demo's SRAE settings (``captum_srae.demo.DEMO_CONFIG``; repeated here so
+#: that importing this module does not import the demo).
+_DEMO_CONFIG = SRAEConfig(hidden_sizes=(200, 50), alpha_pred=1000.0, retune_rounds=1)
+
 
 @dataclasses.dataclass(frozen=True)
 class PartsSettings:
@@ -37,7 +41,9 @@ class PartsSettings:
         n_test (int): held-out images.
         n_maps (int): held-out images that get maps.
         n_steps (int): deletion/insertion steps.
-        config (SRAEConfig): the SRAE settings (``n_concepts`` for all).
+        config (SRAEConfig): the SRAE settings (``n_concepts`` for all; the
+            demo's :data:`~captum_srae.demo.DEMO_CONFIG` for "full" and
+            "quick").
         cnn (dict): arguments of :func:`~captum_srae.models.train_or_load`;
             empty for the demo's CNN.
         size (int): image size.
@@ -55,8 +61,8 @@ class PartsSettings:
 #: ``"full"``, ``"quick"`` and ``"tiny"`` (for tests: a 4-channel CNN trained
 #: one epoch on 32×32 images, 3 concepts, a few epochs).
 PARTS_SETTINGS: dict[str, PartsSettings] = {
-    "full": PartsSettings(4000, 1000, 200, 20, SRAEConfig()),
-    "quick": PartsSettings(1000, 300, 60, 10, SRAEConfig(hidden_sizes=(200, 50))),
+    "full": PartsSettings(4000, 1000, 200, 20, _DEMO_CONFIG),
+    "quick": PartsSettings(2000, 300, 60, 10, _DEMO_CONFIG),
     "tiny": PartsSettings(
         96,
         40,

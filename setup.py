@@ -40,6 +40,8 @@ REQUIRED = [
 TEST_REQUIRES = ["pytest", "pytest-benchmark", "hypothesis", "pillow"]
 DOCS_REQUIRES = ["sphinx", "furo"]
 BENCH_REQUIRES = ["pytest-benchmark"]
+# Executing the tutorial notebooks (tutorials/*.ipynb) as tests.
+NOTEBOOKS_REQUIRES = ["pytest", "nbmake", "ipykernel", "pillow"]
 # Peers used only for side-by-side comparisons; imported lazily.
 PEERS_REQUIRES = ["grad-cam"]
 DEV_REQUIRES = TEST_REQUIRES + DOCS_REQUIRES + ["ruff", "tox"]
@@ -65,6 +67,7 @@ setup(
         "test": TEST_REQUIRES,
         "docs": DOCS_REQUIRES,
         "bench": BENCH_REQUIRES,
+        "notebooks": NOTEBOOKS_REQUIRES,
         "peers": PEERS_REQUIRES,
         "dev": DEV_REQUIRES,
     },

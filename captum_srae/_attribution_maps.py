@@ -42,6 +42,7 @@ def capture(
     extra: tuple,
     module: nn.Module,
     hm: nn.Module,
+    need_output: bool = True,
 ) -> tuple[dict[str, Tensor], Any]:
     """Run the model once, recording the outputs of ``module`` and ``hm``.
 
@@ -52,13 +53,16 @@ def capture(
         module (nn.Module): the explained layer (key ``"layer"``).
         hm (nn.Module): the heatmap layer (key ``"heatmap_layer"`` unless it
             is ``module``).
+        need_output (bool, optional): False stops the pass after the last
+            recorded layer (early exit) and returns None as the output.
+            Default: True
 
     Returns:
         *tuple[dict[str, Tensor], Any]*: the layer outputs and the model's
         output.
     """
     mods = {"layer": module} if hm is module else {"layer": module, "heatmap_layer": hm}
-    return capture_layers(forward_func, mods, inputs, extra)
+    return capture_layers(forward_func, mods, inputs, extra, need_output=need_output)
 
 
 def encode(a: Tensor, srae: SRAE, column: int) -> tuple[Tensor, Tensor]:
@@ -224,7 +228,9 @@ def attribute_maps(
                 else a
                 for a in extra
             )
-            acts, _ = capture(explainer.forward_func, sub, sub_extra, *modules)
+            acts, _ = capture(
+                explainer.forward_func, sub, sub_extra, *modules, need_output=False
+            )
             maps, layer_space = concept_maps(
                 explainer.forward_func,
                 sub,

@@ -179,7 +179,8 @@ def write_demo_output(
         tables["Comparison of methods (same images and layer)"] = result.to_rows()
         tables["Metric definitions"] = metric_rows(result.metrics())
     with atomic_directory(path) as tmp:
-        explainer.save(tmp / "explainer")
+        _save_explainer(tmp / "explainer", summary, explainer, test)
+        _save_images(tmp / IMAGES_DIR, test, per_class=3)
         write_report(
             tmp / "report",
             explanation_figures=explanations,
@@ -192,6 +193,47 @@ def write_demo_output(
         )
         text = json.dumps(summary, indent=2) + "\n"
         (tmp / "summary.json").write_text(text, encoding="utf-8")
+
+
+#: Held-out images written as PNG files, one subfolder per class named
+#: ``<index>_<name>`` so that ImageFolder's sorted order is the class order.
+IMAGES_DIR = "images"
+
+
+def _save_images(folder: Path, test: PartsData, per_class: int) -> None:
+    """A few held-out images per class, for trying ``captum-srae explain``."""
+    from PIL import Image
+
+    for c, name in enumerate(test.class_names):
+        sub = folder / f"{c}_{name}"
+        sub.mkdir(parents=True)
+        for i in torch.nonzero(test.labels == c).flatten()[:per_class].tolist():
+            pixels = (test.images[i].permute(1, 2, 0) * 255).round().to(torch.uint8)
+            Image.fromarray(pixels.numpy()).save(sub / f"{i}.png")
+
+
+def _save_explainer(
+    folder: Path, summary: dict[str, Any], explainer: SRAEAttribution, test: PartsData
+) -> None:
+    """The explainer with the ``fit.json`` of ``captum-srae fit``, so that
+    ``captum-srae explain`` and ``report`` rebuild the cached CNN."""
+    from captum_srae._cli import common
+
+    size = int(test.images.shape[-1])
+    model = common.model_record(
+        "captum_srae.models:PartsCNN", None, summary["cnn"]["path"], summary["seed"]
+    )
+    record = common.fit_record(
+        explainer,
+        model_record=model,
+        n_outputs=len(test.class_names),
+        layer=summary["explainer"]["layer"],
+        class_names=list(test.class_names),
+        transform=common.transform_record(size, normalize=False, resize=size),
+        data={"root": None, "n_images": summary["data"]["n_fit"]},
+        config=explainer.config,
+    )
+    common.save_fitted(folder, explainer, record)
 
 
 def _intro(summary: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from captum_srae._fit_parallel import _Parallel
 from captum_srae.config import SRAEConfig
 from captum_srae.history import (
     RoundRecord,
@@ -40,6 +41,7 @@ class _Split:
     y_train: Tensor
     z_val: Tensor
     y_val: Tensor
+    parallel: _Parallel = dataclasses.field(default_factory=_Parallel)
 
 
 def _nonfinite_weights(module: torch.nn.Module) -> str | None:
@@ -143,8 +145,21 @@ def _adam(params: list[Tensor], lr: float, weight_decay: float) -> torch.optim.A
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[Tensor]:
-    return list(torch.randperm(n, generator=gen).split(batch_size))
+def _batches(
+    n: int, batch_size: int, gen: torch.Generator, cap: int | None = None
+) -> list[Tensor]:
+    """Shuffled minibatch indices of one epoch; only ``cap`` samples if set."""
+    perm = torch.randperm(n, generator=gen)
+    if cap is not None and cap < n:
+        perm = perm[:cap]
+    return list(perm.split(batch_size))
+
+
+def _epoch_batches(n: int, config: SRAEConfig, gen: torch.Generator) -> list[Tensor]:
+    """The minibatches of one epoch (``config.epoch_samples`` of them if set)."""
+    if config.epoch_samples is None:
+        return _batches(n, config.batch_size, gen)
+    return _batches(n, config.batch_size, gen, config.epoch_samples)
 
 
 def _pretrain(
@@ -198,10 +213,16 @@ def _pretrain(
                 opt: torch.optim.Optimizer = opt,
             ) -> float:
                 total, count = 0.0, 0
-                for idx in _batches(inputs.shape[0], config.batch_size, gen):
-                    x = inputs[idx]
-                    loss = torch.mean((decode(encode(x)) - x) ** 2)
-                    value = float(loss.detach())
+                for idx in _epoch_batches(inputs.shape[0], config, gen):
+
+                    def compute(rows: Tensor) -> Tensor:
+                        x = inputs[rows]
+                        return torch.mean((decode(encode(x)) - x) ** 2)
+
+                    step_out = data.parallel.losses(idx, compute)
+                    if step_out is None:
+                        continue
+                    loss, (value,) = step_out
                     if not math.isfinite(value):
                         raise _NonFinite(f"non-finite pretraining loss ({value})")
                     opt.zero_grad(set_to_none=True)
@@ -327,7 +348,7 @@ def _finetune(
             sums = _train_epoch(srae, data, config, gen, opt, alphas)
             if config.revive_dead and config.nonnegative:
                 srae.eval()
-                _revive(srae, data.z_train)
+                _revive(srae, data.z_train[: config.epoch_samples])
             val_mse, val_r2 = _evaluate(srae, data.z_val, data.y_val)
             if not math.isfinite(val_mse):
                 raise _NonFinite(f"non-finite held-out error ({val_mse})")
@@ -391,29 +412,37 @@ def _train_epoch(
     srae.train()
     sums = dict.fromkeys(("total", "prediction", "reconstruction", "pull_away"), 0.0)
     count = 0
-    for idx in _batches(data.z_train.shape[0], config.batch_size, gen):
-        zb, yb = data.z_train[idx], data.y_train[idx]
-        e = srae.encode_standardized(zb)
-        terms = srae_loss(
-            zb,
-            srae.decode_standardized(e),
-            e,
-            yb,
-            srae.predict_standardized(e),
-            srae.predictor.weight,
-            config=config,
-            alpha_pred=a_pred,
-            alpha_rec=a_rec,
-            alpha_pt=a_pt,
-        )
-        total = float(terms.total.detach())
-        if not math.isfinite(total):
-            raise _NonFinite(f"non-finite training loss ({total})")
+    for idx in _epoch_batches(data.z_train.shape[0], config, gen):
+
+        def compute(rows: Tensor) -> tuple[Tensor, ...]:
+            zb, yb = data.z_train[rows], data.y_train[rows]
+            e = srae.encode_standardized(zb)
+            return tuple(
+                srae_loss(
+                    zb,
+                    srae.decode_standardized(e),
+                    e,
+                    yb,
+                    srae.predict_standardized(e),
+                    srae.predictor.weight,
+                    config=config,
+                    alpha_pred=a_pred,
+                    alpha_rec=a_rec,
+                    alpha_pt=a_pt,
+                )
+            )
+
+        step_out = data.parallel.losses(idx, compute)
+        if step_out is None:
+            continue
+        loss, values = step_out
+        if not math.isfinite(values[0]):
+            raise _NonFinite(f"non-finite training loss ({values[0]})")
         opt.zero_grad(set_to_none=True)
-        terms.total.backward()
+        loss.backward()
         opt.step()
-        for key, value in zip(sums, terms, strict=True):
-            sums[key] += float(value.detach()) * idx.numel()
+        for key, value in zip(sums, values, strict=True):
+            sums[key] += value * idx.numel()
         count += idx.numel()
     return {key: value / count for key, value in sums.items()}
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["build_parser", "format_summary", "main"]
@@ -233,6 +234,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"Timings     {', '.join(spent)}; total {timings['total']:.1f} s")
     if summary.get("out"):
         lines.append(f"Report      {summary['out']}")
+        root = Path(summary["out"]).parent.parent
+        lines.append(
+            f"Try         captum-srae explain --explainer {root / 'explainer'} "
+            f"--images {root / 'images' / '3_winged+tailed'}/*.png --out explained"
+        )
     return "\n".join(lines)
 
 

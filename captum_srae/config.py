@@ -79,7 +79,8 @@ class SRAEConfig:
         val_fraction (float): Fraction of samples held out for early stopping
             and for reporting faithfulness. Default: 0.2
         retune_rounds (int): Maximum number of training rounds of the automatic
-            re-tuning loop (1 disables re-tuning). Default: 5
+            re-tuning loop (1 disables re-tuning, and the warning when the
+            acceptance rule fails). Default: 5
         retune_min_positive (int): Acceptance rule: at least this many
             x-features with a positive mean contribution. Default: 2
         retune_min_ratio (float): Acceptance rule: the second largest mean
@@ -97,6 +98,15 @@ class SRAEConfig:
             prevents the dead x-features of method.md 4.7. Default: True
         seed (int): Seed of initialisation, dropout, shuffling and the split.
             Default: 0
+        epoch_samples (int or None): Work per epoch on large data sets: each
+            pretraining and fine-tuning epoch trains on this many training
+            samples, drawn afresh (without replacement) every epoch, and the
+            dead-x-feature check after each epoch looks at a fixed random
+            subset of this many training samples. ``None`` uses every
+            training sample each epoch. With ``N`` in the tens of thousands a
+            cap such as 4000 makes an epoch a fixed amount of work while early
+            stopping still watches the whole held-out split (see the
+            Performance page of the docs). Default: None
         nan_retries (int): Training-fault budget: when an epoch (of
             pretraining or fine-tuning) produces a NaN/Inf loss or weights, the
             state at the start of the epoch is restored and the epoch is run
@@ -146,6 +156,7 @@ class SRAEConfig:
     revive_dead: bool = True
     seed: int = 0
     nan_retries: int = 3
+    epoch_samples: int | None = None
 
     def __post_init__(self) -> None:
         hs = self.hidden_sizes
@@ -199,6 +210,13 @@ class SRAEConfig:
             raise ValueError(
                 "retune_min_ratio must be a nonnegative number, "
                 f"got {self.retune_min_ratio!r}"
+            )
+        if self.epoch_samples is not None and (
+            not _is_int(self.epoch_samples) or self.epoch_samples < 1
+        ):
+            raise ValueError(
+                "epoch_samples must be a positive integer or None, "
+                f"got {self.epoch_samples!r}"
             )
         _check_choice("pull_away_axis", self.pull_away_axis, ("images", "features"))
         _check_choice("reconstruction", self.reconstruction, ("log", "mse"))

@@ -462,6 +462,7 @@ def _summary(
             "name": type(model).__name__,
             "parameters": sum(p.numel() for p in model.parameters()),
             "cached": bool(info["cached"]),
+            "path": str(info["path"]),
             "train_accuracy": info["train_accuracy"],
             "test_accuracy": test_acc,
         },

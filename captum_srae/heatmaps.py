@@ -13,7 +13,11 @@ to a spatial layer:
 - :class:`XFeatureModel` wraps "model up to the layer → pooling → encoder" as a
   module whose outputs are the x-features, so any Captum attribution class
   (``IntegratedGradients``, ``Saliency``, ``LayerGradCam`` at another layer)
-  explains x-feature ``k`` with ``target=k`` (:func:`captum_maps`).
+  explains x-feature ``k`` with ``target=k`` (:func:`captum_maps`; gradient
+  methods run once for all x-features, sharing the forward passes).
+
+Passes whose model output is not needed stop right after the explained layer
+(early exit, :mod:`captum_srae._forward_stop`).
 """
 
 from __future__ import annotations
@@ -22,10 +26,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from captum.attr import LayerAttribution, NeuronAttribution
+from captum.attr import (
+    InputXGradient,
+    IntegratedGradients,
+    LayerAttribution,
+    NeuronAttribution,
+    Saliency,
+)
 from torch import Tensor, nn
 
-from captum_srae._hooks import hook_scope
+from captum_srae._forward_stop import _run_model, run_hooked
+from captum_srae._shared_forward import SharedCopies, copies_identical, repeat_copies
 from captum_srae.activations import pool_activations
 from captum_srae.model import SRAE
 
@@ -40,14 +51,7 @@ __all__ = [
 
 def run_model(forward_func: Callable[..., Any], inputs: tuple, extra: tuple) -> Any:
     """Call ``forward_func(*inputs, *extra)``; a model error names ``inputs``."""
-    try:
-        return forward_func(*inputs, *extra)
-    except RuntimeError as exc:
-        shapes = [tuple(t.shape) for t in inputs if isinstance(t, Tensor)]
-        raise ValueError(
-            f"inputs of shape {shapes[0] if len(shapes) == 1 else shapes} do not "
-            f"fit forward_func (wrong rank, channel count or size?): {exc}"
-        ) from exc
+    return _run_model(forward_func, inputs, extra)
 
 
 def capture_layers(
@@ -55,6 +59,7 @@ def capture_layers(
     modules: dict[str, nn.Module],
     inputs: tuple[Tensor, ...],
     additional_forward_args: tuple = (),
+    need_output: bool = True,
 ) -> tuple[dict[str, Tensor], Any]:
     r"""Run the model once under ``no_grad``; return the outputs of some layers
     and the model output.
@@ -64,6 +69,11 @@ def capture_layers(
     :func:`~captum_srae.collect_activations`); it is cloned inside the hook, so
     later in-place operations of the model do not change it.
 
+    With ``need_output=False`` the pass stops right after the last needed
+    layer output (early exit): the layers after it do not run. The number of
+    calls of each layer per pass is learned on its first, complete pass (see
+    :mod:`captum_srae._forward_stop`), so the first call runs the whole model.
+
     Args:
         forward_func (Callable): the model.
         modules (dict[str, nn.Module]): the layers to read, keyed by the name
@@ -71,10 +81,13 @@ def capture_layers(
         inputs (tuple[Tensor, ...]): the model's inputs.
         additional_forward_args (tuple, optional): passed after the inputs.
             Default: ()
+        need_output (bool, optional): whether the model output is needed;
+            False allows the early exit and returns None as the output.
+            Default: True
 
     Returns:
         *tuple[dict[str, Tensor], Any]*: each layer's output (detached) under
-        its key, and the model output.
+        its key, and the model output (None when it was not needed).
 
     Raises:
         ValueError: if a layer is not reached, or the model rejects the inputs.
@@ -88,32 +101,26 @@ def capture_layers(
     """
     store: dict[str, Tensor] = {}
 
-    def make_hook(key: str) -> Callable[..., None]:
-        def hook(_m: nn.Module, _i: Any, output: Any) -> None:
-            if not mine():  # another explainer's pass in another thread
-                return
-            if not isinstance(output, Tensor):
-                raise TypeError(
-                    f"{key} must return a single Tensor, got {type(output).__name__}"
-                )
-            store[key] = output.detach().clone()
+    def record(key: str, output: Any) -> None:
+        if not isinstance(output, Tensor):
+            raise TypeError(
+                f"{key} must return a single Tensor, got {type(output).__name__}"
+            )
+        store[key] = output.detach().clone()
 
-        return hook
-
-    handles = []
-    with hook_scope() as mine:
-        try:
-            for key, module in modules.items():
-                handles.append(module.register_forward_hook(make_hook(key)))
-            with torch.no_grad():
-                out = run_model(forward_func, inputs, additional_forward_args)
-        finally:
-            for handle in handles:
-                handle.remove()
+    with torch.no_grad():
+        out, _ = run_hooked(
+            forward_func,
+            inputs,
+            additional_forward_args,
+            modules,
+            record,
+            early_exit=not need_output,
+        )
     for key in modules:
         if key not in store:
             raise ValueError(f"{key} was not reached in the forward pass of the model")
-    return store, out
+    return store, (None if not need_output else out)
 
 
 class XFeatureModel(nn.Module):
@@ -121,10 +128,11 @@ class XFeatureModel(nn.Module):
     → SRAE encoder, with outputs ``e`` of shape ``(N, n_concepts)``.
 
     Any Captum attribution method run on this module with ``target=k``
-    explains x-feature ``k``. The forward pass runs the whole ``forward_func``
-    (its output is discarded) and reads the explained layer through a forward
-    hook that exists only during the call; the x-features are computed inside
-    the hook, so in-place operations after the layer do not affect them.
+    explains x-feature ``k``. The forward pass runs ``forward_func`` up to the
+    explained layer (its output is never needed; see ``early_exit``) and reads
+    the layer through a forward hook that exists only during the call; the
+    x-features are computed inside the hook, so in-place operations after the
+    layer do not affect them.
 
     Args:
         forward_func (Callable): the explained model.
@@ -134,6 +142,10 @@ class XFeatureModel(nn.Module):
             Default: "avg"
         concepts (Sequence[int], optional): keep only these x-features, in this
             order. Default: None (all)
+        early_exit (bool, optional): stop each forward pass right after the
+            explained layer's last call (the layers after it cannot change
+            the x-features); the first pass runs the whole model to count the
+            calls. Default: True
 
     Examples::
 
@@ -149,8 +161,12 @@ class XFeatureModel(nn.Module):
         srae: SRAE,
         pooling: str = "avg",
         concepts: Sequence[int] | None = None,
+        early_exit: bool = True,
     ) -> None:
         super().__init__()
+        self.early_exit = bool(early_exit)
+        # (n copies, rows per copy) while captum_maps shares one forward pass
+        self._copies: tuple[int, int] | None = None
         self.forward_func = forward_func
         self.layer = layer
         self.srae = srae
@@ -159,12 +175,31 @@ class XFeatureModel(nn.Module):
 
     def forward(self, *args: Any) -> Tensor:
         """Return the x-features ``(N, n_concepts)`` of the inputs ``args``."""
+        copies = self._copies
+        if copies is not None:
+            n, rows = copies
+            tensors = [a for a in args if isinstance(a, Tensor)]
+            big = tensors[0].shape[0] if tensors else 0
+            if tensors and all(
+                t.ndim and t.shape[0] == big and copies_identical(t, n, rows)
+                for t in tensors
+            ):
+                where = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+
+                def on_first(*firsts: Tensor) -> Tensor:
+                    full = list(args)
+                    for i, f in zip(where, firsts, strict=True):
+                        full[i] = f
+                    return self._features(*full)
+
+                return SharedCopies.apply(on_first, n, rows, *tensors)
+        return self._features(*args)
+
+    def _features(self, *args: Any) -> Tensor:
         store: dict[str, Tensor] = {}
         srae = self.srae
 
-        def hook(_m: nn.Module, _i: Any, output: Any) -> None:
-            if not mine():  # another explainer's pass in another thread
-                return
+        def record(_key: str, output: Any) -> None:
             if not isinstance(output, Tensor):
                 raise TypeError(
                     f"layer must return a single Tensor, got {type(output).__name__}"
@@ -172,12 +207,9 @@ class XFeatureModel(nn.Module):
             z = pool_activations(output, self.pooling).to(srae.z_mean.dtype)
             store["e"] = srae.encode(z)
 
-        with hook_scope() as mine:
-            handle = self.layer.register_forward_hook(hook)
-            try:
-                run_model(self.forward_func, args, ())
-            finally:
-                handle.remove()
+        run_hooked(
+            self.forward_func, args, (), {"layer": self.layer}, record, self.early_exit
+        )
         if "e" not in store:
             raise ValueError("layer was not reached in the forward pass of the model")
         e = store["e"]
@@ -222,6 +254,10 @@ def gradcam_maps(
     return torch.einsum("nkc,nc...->nk...", alpha, a)
 
 
+#: primary methods whose forward passes are shared between x-features
+_SHARED_METHODS = (IntegratedGradients, Saliency, InputXGradient)
+
+
 def captum_maps(
     method: type,
     xmodel: XFeatureModel,
@@ -230,13 +266,24 @@ def captum_maps(
     n_maps: int,
     heatmap_layer: nn.Module,
     attribution_kwargs: dict[str, Any] | None = None,
+    batched: bool = True,
 ) -> tuple[tuple[Tensor, ...], bool]:
-    r"""Run a Captum attribution class on :class:`XFeatureModel`, once per x-feature.
+    r"""Run a Captum attribution class on :class:`XFeatureModel` for every x-feature.
 
     A layer method (a subclass of ``LayerAttribution``) is built as
     ``method(xmodel, heatmap_layer)`` and gives one map per example, a primary
     method as ``method(xmodel)`` and gives one attribution per input tensor,
     which is summed over its channel dimension (dim 1) when it has one.
+
+    With ``batched`` (the default) the gradient methods ``IntegratedGradients``,
+    ``Saliency`` and ``InputXGradient`` (and their subclasses) run once for all
+    x-features: the inputs are repeated ``n_maps`` times with one target per
+    copy, and the network runs once per integration step for all copies with
+    one backward pass per x-feature (:mod:`captum_srae._shared_forward`);
+    cost ``F + n·B`` instead of ``n·(F + B)``. An ``internal_batch_size`` in
+    ``attribution_kwargs`` counts rows of the *network's* forward passes, as
+    in Captum (it is multiplied by ``n_maps`` for the repeated batch). Other
+    methods run once per x-feature.
 
     Args:
         method (type): a Captum attribution class.
@@ -247,6 +294,8 @@ def captum_maps(
         heatmap_layer (nn.Module): the layer of layer methods.
         attribution_kwargs (dict, optional): extra arguments of the method's
             ``attribute`` (e.g. ``n_steps``, ``baselines``). Default: None
+        batched (bool, optional): share forward passes between x-features
+            where the method allows it. Default: True
 
     Returns:
         *tuple[tuple[Tensor, ...], bool]*: maps of shape ``(N, n_maps, ...)``,
@@ -269,11 +318,15 @@ def captum_maps(
     for key in ("target", "additional_forward_args", "return_convergence_delta"):
         if key in kwargs:
             raise ValueError(f"attribution_kwargs must not set {key!r}")
-    extra = additional_forward_args if additional_forward_args else None
     if not is_layer:  # primary methods warn on inputs without gradients
         inputs = tuple(
             t.detach().requires_grad_() if t.is_floating_point() else t for t in inputs
         )
+    if batched and n_maps > 1 and issubclass(method, _SHARED_METHODS):
+        return _shared_maps(
+            explainer, xmodel, inputs, additional_forward_args, n_maps, kwargs
+        ), is_layer
+    extra = additional_forward_args if additional_forward_args else None
     args = inputs if len(inputs) > 1 else inputs[0]
     per_k: list[tuple[Tensor, ...]] = []
     with torch.enable_grad():
@@ -284,15 +337,53 @@ def captum_maps(
             attr = attr if isinstance(attr, tuple) else (attr,)
             # layer maps (N, 1 or C, *spatial) and input attributions with a
             # channel dimension are summed over dim 1
-            per_k.append(
-                tuple(
-                    t.detach().sum(dim=1) if t.ndim >= 3 else t.detach() for t in attr
-                )
-            )
+            per_k.append(tuple(_channel_sum(t) for t in attr))
     maps = tuple(
         torch.stack([p[i] for p in per_k], dim=1) for i in range(len(per_k[0]))
     )
     return maps, is_layer
+
+
+def _channel_sum(t: Tensor) -> Tensor:
+    return t.detach().sum(dim=1) if t.ndim >= 3 else t.detach()
+
+
+def _shared_maps(
+    explainer: Any,
+    xmodel: XFeatureModel,
+    inputs: tuple[Tensor, ...],
+    extra: tuple,
+    n: int,
+    kwargs: dict[str, Any],
+) -> tuple[Tensor, ...]:
+    """One attribution call for ``n`` x-features on inputs repeated ``n`` times."""
+    rows = inputs[0].shape[0]
+    big = tuple(t.repeat(n, *([1] * (t.ndim - 1))) for t in inputs)
+    big_extra = tuple(
+        a.repeat(n, *([1] * (a.ndim - 1))) if isinstance(a, Tensor) and a.ndim else a
+        for a in extra
+    )
+    kwargs = {key: repeat_copies(val, n, rows) for key, val in kwargs.items()}
+    if kwargs.get("internal_batch_size") is not None:
+        kwargs["internal_batch_size"] = int(kwargs["internal_batch_size"]) * n
+    target = torch.arange(n).repeat_interleave(rows).tolist()
+    xmodel._copies = (n, rows)
+    try:
+        with torch.enable_grad():
+            attr = explainer.attribute(
+                big if len(big) > 1 else big[0],
+                target=target,
+                additional_forward_args=big_extra if big_extra else None,
+                **kwargs,
+            )
+    finally:
+        xmodel._copies = None
+    attr = attr if isinstance(attr, tuple) else (attr,)
+    out = []
+    for t in attr:
+        t = _channel_sum(t)
+        out.append(t.reshape(n, rows, *t.shape[1:]).transpose(0, 1))
+    return tuple(out)
 
 
 _MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}

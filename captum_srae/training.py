@@ -33,7 +33,7 @@ from torch import Tensor
 
 from captum_srae import _fit_steps as steps
 from captum_srae._checkpoint import Checkpointer, data_fingerprint
-from captum_srae._fit_steps import _Split
+from captum_srae._fit_steps import _Parallel, _Split
 from captum_srae._validation import as_float_tensor, check_finite, check_magnitude
 from captum_srae.config import SRAEConfig
 from captum_srae.history import (
@@ -112,6 +112,19 @@ def fit_srae(
         >>> srae.encode(z).shape
         torch.Size([500, 5])
     """
+    return _fit(z, y, config, show_progress, device, checkpoint_dir, _Parallel())
+
+
+def _fit(
+    z: ArrayLike,
+    y: ArrayLike,
+    config: SRAEConfig | None,
+    show_progress: bool,
+    device: str | torch.device | None,
+    checkpoint_dir: str | os.PathLike[str] | None,
+    parallel: _Parallel,
+) -> tuple[SRAE, TrainingHistory]:
+    """:func:`fit_srae` with each minibatch split as ``parallel`` says."""
     config = SRAEConfig() if config is None else config
     if not isinstance(config, SRAEConfig):
         raise TypeError(f"config must be an SRAEConfig, got {type(config).__name__}")
@@ -135,9 +148,10 @@ def fit_srae(
         val_idx, train_idx = perm[:n_val], perm[n_val:]
         srae = steps._build(z_t[train_idx], y_t[train_idx], config)
         srae.to(dev)
+        parallel.attach(srae)
         zs = srae.standardize_z(z_t.to(dev))
         ys = srae.standardize_y(y_t.to(dev))
-        data = _Split(zs[train_idx], ys[train_idx], zs[val_idx], ys[val_idx])
+        data = _Split(zs[train_idx], ys[train_idx], zs[val_idx], ys[val_idx], parallel)
         if resume is None:
             history = TrainingHistory(
                 n_train=int(train_idx.numel()),
@@ -168,13 +182,14 @@ def fit_srae(
         ckpt.remove()
     srae.eval()
     history.accepted = history.rounds[history.chosen_round].accepted
-    if not history.accepted:
+    # with a single round re-tuning is off by choice: history.accepted says it
+    if not history.accepted and config.retune_rounds > 1:
         warnings.warn(
             "SRAE re-tuning did not meet the acceptance rule after "
             f"{config.retune_rounds} rounds (one x-feature may carry most of the "
             "score); the last round is returned, see history.rounds",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     with torch.no_grad():
         y_dev = y_t.to(dev)

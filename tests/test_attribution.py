@@ -496,7 +496,9 @@ def test_no_hooks_left_after_success_or_failure(vgg, data) -> None:
     net, sa = vgg
     x = data[0][:2]
     faulty = Faulty()
-    model = nn.Sequential(OrderedDict(body=net, faulty=faulty)).eval()
+    # the faulty layer runs before the explained one: attribute() stops the
+    # forward pass after the explained layer (early exit)
+    model = nn.Sequential(OrderedDict(faulty=faulty, body=net)).eval()
     methods = ("gradcam", "excitation", LayerGradCam, Saliency)
     ok = SRAEAttribution.from_sraes(
         model, "body.relu4", sa.sraes_, heatmap_layer="body.relu2"

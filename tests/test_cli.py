@@ -257,5 +257,6 @@ def test_format_summary_without_report() -> None:
     summary["out"] = "r/index.html"
     summary["timings"]["report"] = 2.0
     text = format_summary(summary)
-    assert text.endswith("Report      r/index.html")
+    assert "Report      r/index.html\n" in text
+    assert text.endswith("--images images/3_winged+tailed/*.png --out explained")
     assert "report 2.0 s; total 6.9 s" in text

@@ -283,6 +283,35 @@ def test_explain_writes_figures_and_numbers(world: dict[str, Any]) -> None:
     assert [i["target"] for i in doc["images"]] == [2]
 
 
+def test_fit_and_explain_without_normalisation(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """``--no-normalize``: the model sees pixels in [0, 1], at fit and explain."""
+    out = tmp_path / "raw"
+    args = ["fit", f"--model={MODULE}:make_net", f"--weights={world['weights']}"]
+    args += [f"--data={world['data']}", "--layer=features.2", "--target", "0"]
+    args += ["--image-size=32", f"--config={json.dumps(CONFIG)}", "--no-normalize"]
+    code, _, stderr = run_cli([*args, "--no-progress", f"--out={out}"])
+    assert code == 0, stderr
+    record = json.loads((out / "fit.json").read_text())
+    assert record["transform"]["mean"] == [0.0, 0.0, 0.0]
+    assert record["transform"]["std"] == [1.0, 1.0, 1.0]
+    ds = image_folder_dataset(world["data"], size=32, normalize=False)
+    assert 0.0 <= float(ds[0][0].min()) and float(ds[0][0].max()) <= 1.0
+    file = ds.samples[5][0]
+    code, _, stderr = run_cli(
+        ["explain", f"--explainer={out}", "--images", file, "--no-progress",
+         f"--out={tmp_path / 'ex'}"]
+    )  # fmt: skip
+    assert code == 0, stderr
+    item = json.loads((tmp_path / "ex" / "explanations.json").read_text())["images"][0]
+    net = tiny_net()
+    net.load_state_dict(torch.load(world["weights"], weights_only=True))
+    with torch.no_grad():
+        score = net(ds[5][0][None])[0, 0]
+    assert item["model_score"] == pytest.approx(float(score), rel=1e-4, abs=1e-5)
+
+
 # --------------------------------------------------------------------- report
 def test_report_writes_html_and_metrics(world: dict[str, Any]) -> None:
     out = world["base"] / "report"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -301,6 +302,32 @@ def test_demo_output_folder(demo: tuple[dict[str, Any], Path]) -> None:
     assert r2_score(scores[:, 2], ex.xnn_score) == pytest.approx(
         summary["classes"]["tailed"]["r2"], abs=1e-4
     )
+
+
+def test_demo_explainer_works_with_the_command_line(
+    demo: tuple[dict[str, Any], Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``captum-srae explain`` rebuilds the cached CNN from the demo's fit.json."""
+    from PIL import Image
+
+    _, out = demo
+    files = sorted((out / "images" / "2_tailed").glob("*.png"))
+    assert len(files) == 3
+    argv = ["explain", "--explainer", str(out / "explainer"), "--images"]
+    argv += [str(f) for f in files] + ["--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().err
+    doc = json.loads((tmp_path / "explanations.json").read_text())
+    model, _ = train_or_load(show_progress=False)
+    for item, file in zip(doc["images"], files, strict=True):
+        with Image.open(file) as img:
+            x = torch.from_numpy(np.asarray(img.convert("RGB"))).permute(2, 0, 1)
+        with torch.no_grad():
+            scores = model(x[None].float() / 255)[0]
+        assert item["predicted_class"] == int(scores.argmax())
+        t = item["target"]
+        assert item["model_score"] == pytest.approx(float(scores[t]), abs=1e-4)
 
 
 def test_cli_demo_prints_table(

@@ -147,6 +147,17 @@ def test_retuning_gives_up_after_the_last_round_with_a_warning():
     assert history.chosen_round == 2
 
 
+def test_a_single_round_does_not_warn():
+    import warnings
+
+    z, y, _, _ = two_part_problem(n=300)
+    cfg = FAST.replace(retune_rounds=1, retune_min_positive=6)  # impossible rule
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _, history = fit_srae(z, y, cfg, show_progress=False)
+    assert len(history.rounds) == 1 and not history.accepted
+
+
 def test_same_seed_gives_identical_weights_and_leaves_global_rng_alone():
     z, y, _, _ = two_part_problem(n=300)
     torch.manual_seed(123)

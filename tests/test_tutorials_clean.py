@@ -54,7 +54,13 @@ def test_dirty_cells_finds_outputs_and_counts() -> None:
 
 def test_tutorials_exist() -> None:
     names = [p.name for p in NOTEBOOKS]
-    for stem in ("01_getting_started", "02_side_by_side", "04_your_own_model"):
+    stems = (
+        "01_getting_started",
+        "02_side_by_side",
+        "03_benchmarking",
+        "04_your_own_model",
+    )
+    for stem in stems:
         assert f"{stem}.ipynb" in names
 
 

@@ -33,7 +33,8 @@ The image folder holds one subfolder of images per class (torchvision's
 ImageFolder): DIR/cat/1.jpg, DIR/dog/2.png, ... Classes are numbered in the
 sorted order of the subfolder names; a CLASS of --target is such an index (of
 the model's outputs) or a subfolder name. Images are resized, centre-cropped
-to --image-size and normalised with the ImageNet mean and std.
+to --image-size and normalised with the ImageNet mean and std (--no-normalize
+keeps pixels in [0, 1]).
 
 examples:
   captum-srae fit --model resnet18 --num-classes 10 --weights net.pt \\
@@ -244,6 +245,15 @@ def add_user_commands(commands: Any) -> None:
         default=224,
         metavar="PX",
         help="height and width of the model's input (default: 224)",
+    )
+    fit.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_false",
+        help=(
+            "keep pixels in [0, 1] instead of normalising with the ImageNet mean "
+            "and std (for models trained on raw pixels)"
+        ),
     )
     fit.add_argument(
         "--max-images",

@@ -31,12 +31,14 @@ __all__ = [
     "denormalize",
     "dump_json",
     "file_sha256",
+    "fit_record",
     "load_images",
     "parse_config",
     "parse_device",
     "read_record",
     "rebuild_model",
     "resolve_targets",
+    "save_fitted",
     "transform_from_record",
     "transform_record",
 ]
@@ -308,17 +310,73 @@ def read_record(folder: str | os.PathLike[str]) -> FitRecord:
     return record
 
 
-def transform_record(size: int) -> dict[str, Any]:
+def fit_record(
+    explainer: Any,
+    *,
+    model_record: dict[str, Any],
+    n_outputs: int,
+    layer: str,
+    class_names: list[str],
+    transform: dict[str, Any],
+    data: dict[str, Any],
+    config: Any,
+) -> dict[str, Any]:
+    """The content of ``fit.json`` for a fitted explainer (with its history)."""
+    from captum_srae import __version__
+
+    faith = {}
+    for t in explainer.targets_:
+        h = explainer.history_[t]
+        faith[str(t)] = {
+            "class_name": class_names[t] if t < len(class_names) else None,
+            "val_r2": h.val_r2,
+            "train_r2": h.train_r2,
+            "val_rmse": h.val_rmse,
+            "n_train": h.n_train,
+            "n_val": h.n_val,
+            "accepted": h.accepted,
+        }
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "created_with": f"captum-srae {__version__}",
+        "model": model_record,
+        "n_outputs": n_outputs,
+        "layer": layer,
+        "layer_shape": list(explainer.layer_shape_),
+        "targets": list(explainer.targets_),
+        "class_names": class_names,
+        "transform": transform,
+        "data": data,
+        "config": config.to_dict(),
+        "faithfulness": faith,
+    }
+
+
+def save_fitted(folder: Path, explainer: Any, record: dict[str, Any]) -> None:
+    """Write the explainer, ``fit.json`` and ``history.json`` into ``folder``
+    (a fresh folder, e.g. the one of an ``atomic_directory``)."""
+    explainer.save(folder)
+    (folder / SIDE_FILE).write_text(dump_json(record), "utf-8")
+    histories = {str(t): explainer.history_[t].to_dict() for t in explainer.targets_}
+    (folder / "history.json").write_text(dump_json(histories), "utf-8")
+
+
+def transform_record(
+    size: int, normalize: bool = True, resize: int | None = None
+) -> dict[str, Any]:
     """The ``"transform"`` entry of ``fit.json``: what
-    :func:`~captum_srae.datasets.folders.image_transform` does at evaluation."""
+    :func:`~captum_srae.datasets.folders.image_transform` does at evaluation
+    (without normalisation: mean 0 and std 1, pixels stay in ``[0, 1]``;
+    ``resize`` defaults to ``size * 256 / 224``)."""
     from captum_srae.datasets.folders import IMAGENET_MEAN, IMAGENET_STD
 
     return {
         "image_size": size,
-        "resize": round(size * 256 / 224),
+        "resize": round(size * 256 / 224) if resize is None else resize,
         "center_crop": size,
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
+        "mean": list(IMAGENET_MEAN) if normalize else [0.0, 0.0, 0.0],
+        "std": list(IMAGENET_STD) if normalize else [1.0, 1.0, 1.0],
     }
 
 

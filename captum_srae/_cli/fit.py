@@ -42,12 +42,12 @@ class CheckedImages(Dataset):
 
 
 def folder_data(
-    root: str, size: int, max_images: int | None, seed: int
+    root: str, size: int, max_images: int | None, seed: int, normalize: bool = True
 ) -> tuple[Any, Dataset, list[str]]:
     """The image folder, its (random, seeded) subset and its class names."""
     from captum_srae.datasets.folders import image_folder_dataset
 
-    folder = image_folder_dataset(root, size=size)
+    folder = image_folder_dataset(root, size=size, normalize=normalize)
     n = len(folder)
     if n == 0:
         raise ValueError(f"image folder {root!r} holds no images")
@@ -77,7 +77,7 @@ def _probe(model: nn.Module, data: Dataset, device: torch.device) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     """The body of ``captum-srae fit``; prints a summary, returns 0."""
-    from captum_srae import SRAEAttribution, __version__
+    from captum_srae import SRAEAttribution
     from captum_srae._atomic import atomic_directory
     from captum_srae.activations import resolve_layer
 
@@ -90,7 +90,7 @@ def run_fit(args: argparse.Namespace) -> int:
         config = config.replace(seed=args.seed)
     seed = config.seed
     folder, data, class_names = folder_data(
-        args.data, args.image_size, args.max_images, seed
+        args.data, args.image_size, args.max_images, seed, args.normalize
     )
     num_classes = args.num_classes
     if num_classes is None and ":" not in args.model:
@@ -122,42 +122,22 @@ def run_fit(args: argparse.Namespace) -> int:
     for w in caught:  # one line each, not Python's two-line format
         text = " ".join(str(w.message).split())
         print(f"captum-srae: warning: {text}", file=sys.stderr)
-    faith = {}
-    for t in targets:
-        h = explainer.history_[t]
-        faith[str(t)] = {
-            "class_name": class_names[t] if t < len(class_names) else None,
-            "val_r2": h.val_r2,
-            "train_r2": h.train_r2,
-            "val_rmse": h.val_rmse,
-            "n_train": h.n_train,
-            "n_val": h.n_val,
-            "accepted": h.accepted,
-        }
-    record = {
-        "format": common.FORMAT_NAME,
-        "format_version": common.FORMAT_VERSION,
-        "created_with": f"captum-srae {__version__}",
-        "model": common.model_record(args.model, num_classes, args.weights, seed),
-        "n_outputs": n_outputs,
-        "layer": args.layer,
-        "layer_shape": list(explainer.layer_shape_),
-        "targets": targets,
-        "class_names": class_names,
-        "transform": common.transform_record(args.image_size),
-        "data": {
+    record = common.fit_record(
+        explainer,
+        model_record=common.model_record(args.model, num_classes, args.weights, seed),
+        n_outputs=n_outputs,
+        layer=args.layer,
+        class_names=class_names,
+        transform=common.transform_record(args.image_size, args.normalize),
+        data={
             "root": str(Path(args.data).resolve()),
             "n_images": len(data),
             "n_folder_images": len(folder),
         },
-        "config": config.to_dict(),
-        "faithfulness": faith,
-    }
-    histories = {str(t): explainer.history_[t].to_dict() for t in targets}
+        config=config,
+    )
     with atomic_directory(out) as tmp:
-        explainer.save(tmp)
-        (tmp / common.SIDE_FILE).write_text(common.dump_json(record), "utf-8")
-        (tmp / "history.json").write_text(common.dump_json(histories), "utf-8")
+        common.save_fitted(tmp, explainer, record)
     print(_summary(record, out))
     return 0
 

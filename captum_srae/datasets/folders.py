@@ -17,7 +17,9 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 """Per-channel standard deviation of ImageNet."""
 
 
-def image_transform(size: int = 224, train: bool = False) -> transforms.Compose:
+def image_transform(
+    size: int = 224, train: bool = False, normalize: bool = True
+) -> transforms.Compose:
     """The usual ImageNet-style transform of a PIL image to a normalised tensor.
 
     Evaluation: resize the short side to ``size * 256 / 224``, centre-crop
@@ -29,6 +31,9 @@ def image_transform(size: int = 224, train: bool = False) -> transforms.Compose:
         size (int, optional): Output height and width. Default: 224
         train (bool, optional): Use the random training augmentation.
             Default: False
+        normalize (bool, optional): Normalise with the ImageNet statistics;
+            False keeps pixels in ``[0, 1]`` (for models trained on raw
+            pixels). Default: True
 
     Returns:
         *transforms.Compose*: the transform.
@@ -46,7 +51,7 @@ def image_transform(size: int = 224, train: bool = False) -> transforms.Compose:
         raise ValueError(f"size must be a positive int, got {size!r}")
     from torchvision import transforms
 
-    normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    last = [transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)] if normalize else []
     if train:
         steps: list[object] = [
             transforms.RandomResizedCrop(size),
@@ -57,11 +62,11 @@ def image_transform(size: int = 224, train: bool = False) -> transforms.Compose:
             transforms.Resize(round(size * 256 / 224)),
             transforms.CenterCrop(size),
         ]
-    return transforms.Compose([*steps, transforms.ToTensor(), normalize])
+    return transforms.Compose([*steps, transforms.ToTensor(), *last])
 
 
 def image_folder_dataset(
-    root: str | Path, size: int = 224, train: bool = False
+    root: str | Path, size: int = 224, train: bool = False, normalize: bool = True
 ) -> datasets.ImageFolder:
     """Load ``root/<class>/<image>`` files with torchvision's ``ImageFolder``.
 
@@ -74,6 +79,8 @@ def image_folder_dataset(
         size (int, optional): Output height and width. Default: 224
         train (bool, optional): Use the random training augmentation.
             Default: False
+        normalize (bool, optional): See :func:`image_transform`.
+            Default: True
 
     Returns:
         *datasets.ImageFolder*: items ``(image, label)``, the image a float
@@ -103,7 +110,7 @@ def image_folder_dataset(
         )
     from torchvision import datasets
 
-    transform = image_transform(size, train)
+    transform = image_transform(size, train, normalize)
     try:
         return datasets.ImageFolder(str(path), transform=transform)
     except FileNotFoundError as error:

@@ -108,6 +108,9 @@ def test_pca_faithfulness_matches_scikit_learn(setup: dict[str, Any]) -> None:
     # PCA has no randomness: both seeds agree and their matching is perfect
     assert res.std("PCA", "r2") == pytest.approx(0.0, abs=1e-9)
     assert res.mean("PCA", "stability") == pytest.approx(1.0, abs=1e-6)
+    # two seeds make one pair: one stability value, no sd
+    assert ["stability" in row for row in res.per_seed["SRAE"]] == [True, False]
+    assert math.isnan(res.std("SRAE", "stability"))
 
 
 def test_layer_gradcam_row_matches_captum(setup: dict[str, Any]) -> None:
@@ -217,3 +220,20 @@ def test_parts_settings_use_the_demo_config() -> None:
 
     assert PARTS_SETTINGS["full"].config == DEMO_CONFIG
     assert PARTS_SETTINGS["quick"].config == DEMO_CONFIG
+
+
+def test_stability_pairs_of_seeds() -> None:
+    from captum_srae.compare._run import _stability
+    from captum_srae.metrics import match_features
+
+    g = torch.Generator().manual_seed(0)
+    fits = [{0: torch.rand(50, 3, generator=g)} for _ in range(3)]
+    assert _stability(fits[:1]) == []
+    assert _stability(fits[:2]) == [
+        pytest.approx(float(match_features(fits[0][0], fits[1][0]).score))
+    ]
+    expected = [
+        float(match_features(fits[a][0], fits[b][0]).score)
+        for a, b in ((0, 1), (1, 2), (2, 0))
+    ]
+    assert _stability(fits) == pytest.approx(expected)

@@ -33,7 +33,10 @@ METRIC_INFO: dict[str, tuple[str, bool | None]] = {
     "hoyer": ("Hoyer sparsity of the x-features (1: one active)", True),
     "mean_abs_cosine": ("mean |cosine| between x-feature columns", False),
     "max_abs_cosine": ("max |cosine| between x-feature columns", False),
-    "mean_abs_cosine_weighted": ("mean |cosine|, columns scaled by v", False),
+    "mean_abs_cosine_weighted": (
+        "mean |cosine| with pairs weighted by |v_k v_l|",
+        False,
+    ),
     "pull_away_images": ("pull-away value across images", False),
     "pull_away_features": ("pull-away value across x-features", False),
     "correlation_offdiag": ("‖corr(E) − I‖_F", False),
@@ -48,7 +51,11 @@ METRIC_INFO: dict[str, tuple[str, bool | None]] = {
         "insertion AUC of the top x-feature's own value, over its value",
         True,
     ),
-    "stability": ("Hungarian-matched |corr| of x-features across seeds", True),
+    "stability": (
+        "Hungarian-matched |corr| of x-features between seeds (one value per "
+        "pair of seeds)",
+        True,
+    ),
     "pointing_game": ("class map's peak inside the class's parts", True),
     "relevance_mass": ("share of the class map's positive mass in the parts", True),
     "deletion_auc": ("deletion AUC of the class score (logit)", False),

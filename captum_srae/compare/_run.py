@@ -197,15 +197,17 @@ def _concept_map_metrics(
 
 
 def _stability(fits: list[dict[int, Tensor]]) -> list[float]:
-    """Per seed ``j``: the matching score of seed ``j`` with seed ``j + 1``
-    (cyclically), averaged over classes; empty with one seed."""
-    if len(fits) < 2:
+    """Matching scores of pairs of seeds, averaged over classes: with two seeds
+    the one pair; with more, each seed with the next (cyclically), so every
+    seed takes part in two pairs. Empty with one seed."""
+    n = len(fits)
+    if n < 2:
         return []
-    scores = []
-    for j, k in itertools.pairwise([*range(len(fits)), 0]):
-        a, b = fits[j], fits[k]
-        scores.append(_mean([float(M.match_features(a[t], b[t]).score) for t in a]))
-    return scores
+    pairs = [(0, 1)] if n == 2 else list(itertools.pairwise([*range(n), 0]))
+    return [
+        _mean([float(M.match_features(fits[j][t], fits[k][t]).score) for t in fits[j]])
+        for j, k in pairs
+    ]
 
 
 def compare(

@@ -24,19 +24,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from captum_srae._cli.argtypes import nonnegative_int
+
 __all__ = ["build_parser", "format_summary", "main"]
 
 PROG = "captum-srae"
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be nonnegative, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--seed",
-        type=_nonnegative_int,
+        type=nonnegative_int,
         default=0,
         metavar="N",
         help="seed of the data, the CNN and the explainers (default: 0)",

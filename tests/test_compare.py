@@ -18,7 +18,7 @@ import pytest
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
 
-from captum_srae import SRAEConfig, collect_activations
+from captum_srae import collect_activations
 from captum_srae.cli import main
 from captum_srae.compare import (
     CONCEPT_METHODS,
@@ -26,19 +26,14 @@ from captum_srae.compare import (
     ComparisonResult,
     compare,
 )
+from captum_srae.compare.parts import PARTS_SETTINGS
 from captum_srae.datasets import make_parts_dataset
 from captum_srae.metrics import deletion_curve, pointing_game
 from captum_srae.models import train_or_load
 
-TINY_CNN = {"n_train": 64, "epochs": 1, "width": 4, "size": 32, "show_progress": False}
-TINY_CONFIG = SRAEConfig(
-    n_concepts=3,
-    hidden_sizes=(16, 8),
-    pretrain_epochs=1,
-    max_epochs=3,
-    retune_rounds=1,
-    batch_size=32,
-)
+TINY = PARTS_SETTINGS["tiny"]  # the settings of `captum-srae compare --tiny`
+TINY_CNN = {**TINY.cnn, "show_progress": False}
+TINY_CONFIG = TINY.config
 METHODS = [*CONCEPT_METHODS, "LayerGradCam", "Saliency"]
 
 

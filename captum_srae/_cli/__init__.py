@@ -24,6 +24,8 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
+from captum_srae._cli.argtypes import nonnegative_int, positive_int
+
 __all__ = ["add_user_commands"]
 
 _RAW = argparse.RawDescriptionHelpFormatter
@@ -70,26 +72,6 @@ examples:
 def _para(text: str) -> str:
     """A description wrapped for the raw formatter (which keeps line breaks)."""
     return textwrap.fill(text, width=79)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be nonnegative, got {value}")
-    return value
 
 
 def _one_line(exc: BaseException) -> str:
@@ -139,7 +121,7 @@ def _run(name: str) -> Callable[[argparse.Namespace], int]:
 def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=32,
         metavar="N",
         help="images per forward pass (default: 32)",
@@ -199,7 +181,7 @@ def add_user_commands(commands: Any) -> None:
     )
     fit.add_argument(
         "--num-classes",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="outputs of a torchvision model (default: the folder's classes)",
@@ -234,14 +216,14 @@ def add_user_commands(commands: Any) -> None:
     )
     fit.add_argument(
         "--n-concepts",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="number of x-features (default: 5, or the --config value)",
     )
     fit.add_argument(
         "--image-size",
-        type=_positive_int,
+        type=positive_int,
         default=224,
         metavar="PX",
         help="height and width of the model's input (default: 224)",
@@ -257,7 +239,7 @@ def add_user_commands(commands: Any) -> None:
     )
     fit.add_argument(
         "--max-images",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="use a random subset of N images (default: all)",
@@ -273,7 +255,7 @@ def add_user_commands(commands: Any) -> None:
     )
     fit.add_argument(
         "--seed",
-        type=_nonnegative_int,
+        type=nonnegative_int,
         default=None,
         metavar="N",
         help="seed of the subset and of the fit (default: the config's, 0)",
@@ -338,14 +320,14 @@ def add_user_commands(commands: Any) -> None:
     )
     report.add_argument(
         "--max-images",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         metavar="N",
         help="a random subset of at most N images (default: 64)",
     )
     report.add_argument(
         "--n-examples",
-        type=_positive_int,
+        type=positive_int,
         default=4,
         metavar="N",
         help="images with an explanation figure (default: 4)",

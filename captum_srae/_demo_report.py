@@ -179,7 +179,10 @@ def write_demo_output(
         tables["Comparison of methods (same images and layer)"] = result.to_rows()
         tables["Metric definitions"] = metric_rows(result.metrics())
     with atomic_directory(path) as tmp:
-        _save_explainer(tmp / "explainer", summary, explainer, test)
+        if summary["cnn"]["width"] == 16:  # PartsCNN() rebuilds the default CNN
+            _save_explainer(tmp / "explainer", summary, explainer, test)
+        else:
+            explainer.save(tmp / "explainer")
         _save_images(tmp / IMAGES_DIR, test, per_class=3)
         write_report(
             tmp / "report",

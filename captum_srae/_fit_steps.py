@@ -9,7 +9,7 @@ import copy
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -42,6 +42,37 @@ class _Split:
     z_val: Tensor
     y_val: Tensor
     parallel: _Parallel = dataclasses.field(default_factory=_Parallel)
+
+    # The data access of fine-tuning; ``_fit_stream._StreamSplit`` implements
+    # the same four methods over an ActivationStore.
+    def train_epoch(
+        self,
+        srae: SRAE,
+        config: SRAEConfig,
+        gen: torch.Generator,
+        opt: torch.optim.Optimizer,
+        alphas: tuple[float, float, float],
+    ) -> dict[str, float]:
+        """One pass over the shuffled training split (see :func:`_train_epoch`)."""
+        batches = (
+            (self.z_train, self.y_train, idx)
+            for idx in _epoch_batches(self.z_train.shape[0], config, gen)
+        )
+        return _train_epoch(srae, batches, config, opt, alphas, self.parallel)
+
+    def revive(self, srae: SRAE, config: SRAEConfig) -> None:
+        """Revive dead x-features (see :func:`_revive`)."""
+        _revive(srae, self.z_train[: config.epoch_samples])
+
+    def evaluate(self, srae: SRAE) -> tuple[float, float]:
+        """Held-out mean squared error and R² in standardised units."""
+        return _evaluate(srae, self.z_val, self.y_val)
+
+    def mean_contributions(self, srae: SRAE) -> Tensor:
+        """Mean contribution of each x-feature to each output, ``(K, n)``."""
+        with torch.no_grad():
+            e = srae.encode_standardized(self.z_train)
+            return (e[:, None, :] * srae.weight[None]).mean(dim=0)
 
 
 def _nonfinite_weights(module: torch.nn.Module) -> str | None:
@@ -132,7 +163,11 @@ def _build(z_train: Tensor, y_train: Tensor, config: SRAEConfig) -> SRAE:
 
 
 def _safe_std(x: Tensor) -> Tensor:
-    std = x.std(dim=0) if x.shape[0] > 1 else torch.ones_like(x[0])
+    return _floor_std(x.std(dim=0) if x.shape[0] > 1 else torch.ones_like(x[0]))
+
+
+def _floor_std(std: Tensor) -> Tensor:
+    """Replace (near-)zero standard deviations by 1."""
     floor = 1e-6 * float(std.max()) if std.numel() and float(std.max()) > 0 else 0.0
     return torch.where(std > max(floor, 1e-12), std, torch.ones_like(std))
 
@@ -172,9 +207,55 @@ def _pretrain(
 ) -> None:
     if config.pretrain_epochs == 0:
         return
+    inputs = data.z_train
+    bar = tqdm(
+        total=3 * config.pretrain_epochs,
+        desc="SRAE pretraining",
+        disable=not show_progress,
+        leave=False,
+    )
+    for stage, (modules, encode, decode) in enumerate(
+        _pretrain_stages(srae, config), start=1
+    ):
+        if config.revive_dead:
+            _center_bias(modules[0], inputs, only_dead=False)
+        params = [p for m in modules for p in m.parameters()]
+        opt = _adam(params, config.lr, 0.0)
+        for epoch in range(1, config.pretrain_epochs + 1):
+
+            def step(
+                inputs: Tensor = inputs,
+                encode: Callable[[Tensor], Tensor] = encode,
+                decode: Callable[[Tensor], Tensor] = decode,
+                opt: torch.optim.Optimizer = opt,
+            ) -> float:
+                batches = (
+                    (inputs, idx)
+                    for idx in _epoch_batches(inputs.shape[0], config, gen)
+                )
+                return _pretrain_epoch(batches, encode, decode, opt, data.parallel)
+
+            info = {"stage": "pretrain", "layer": stage, "epoch": epoch}
+            loss = _retrying(step, srae, opt, gen, config, history, info)
+            history.pretrain.append({"stage": stage, "epoch": epoch, "loss": loss})
+            bar.update(1)
+        with torch.no_grad():
+            inputs = encode(inputs)
+    bar.close()
+    if config.revive_dead and config.nonnegative:
+        _center_bias(srae.encoder[5], _penultimate(srae, data.z_train), only_dead=True)
+
+
+_Stage = tuple[
+    list[torch.nn.Module], Callable[[Tensor], Tensor], Callable[[Tensor], Tensor]
+]
+
+
+def _pretrain_stages(srae: SRAE, config: SRAEConfig) -> list[_Stage]:
+    """(trainable modules, encode, decode-to-target) of each pretraining stage."""
     enc, dec = srae.encoder, srae.decoder
     last_act = (lambda t: torch.relu(t)) if config.nonnegative else (lambda t: t)
-    stages = [
+    return [
         # (trainable modules, encode, decode-to-target, target transform)
         (
             [enc[0], dec[4]],
@@ -192,55 +273,35 @@ def _pretrain(
             lambda h: torch.relu(dec[0](h)),
         ),
     ]
-    inputs = data.z_train
-    bar = tqdm(
-        total=3 * config.pretrain_epochs,
-        desc="SRAE pretraining",
-        disable=not show_progress,
-        leave=False,
-    )
-    for stage, (modules, encode, decode) in enumerate(stages, start=1):
-        if config.revive_dead:
-            _center_bias(modules[0], inputs, only_dead=False)
-        params = [p for m in modules for p in m.parameters()]
-        opt = _adam(params, config.lr, 0.0)
-        for epoch in range(1, config.pretrain_epochs + 1):
 
-            def step(
-                inputs: Tensor = inputs,
-                encode: Callable[[Tensor], Tensor] = encode,
-                decode: Callable[[Tensor], Tensor] = decode,
-                opt: torch.optim.Optimizer = opt,
-            ) -> float:
-                total, count = 0.0, 0
-                for idx in _epoch_batches(inputs.shape[0], config, gen):
 
-                    def compute(rows: Tensor) -> Tensor:
-                        x = inputs[rows]
-                        return torch.mean((decode(encode(x)) - x) ** 2)
+def _pretrain_epoch(
+    batches: Iterable[tuple[Tensor, Tensor]],
+    encode: Callable[[Tensor], Tensor],
+    decode: Callable[[Tensor], Tensor],
+    opt: torch.optim.Optimizer,
+    parallel: _Parallel,
+) -> float:
+    """One pretraining epoch over ``(source, rows)`` minibatches; mean loss."""
+    total, count = 0.0, 0
+    for source, idx in batches:
 
-                    step_out = data.parallel.losses(idx, compute)
-                    if step_out is None:
-                        continue
-                    loss, (value,) = step_out
-                    if not math.isfinite(value):
-                        raise _NonFinite(f"non-finite pretraining loss ({value})")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += value * idx.numel()
-                    count += idx.numel()
-                return total / count
+        def compute(rows: Tensor, source: Tensor = source) -> Tensor:
+            x = source[rows]
+            return torch.mean((decode(encode(x)) - x) ** 2)
 
-            info = {"stage": "pretrain", "layer": stage, "epoch": epoch}
-            loss = _retrying(step, srae, opt, gen, config, history, info)
-            history.pretrain.append({"stage": stage, "epoch": epoch, "loss": loss})
-            bar.update(1)
-        with torch.no_grad():
-            inputs = encode(inputs)
-    bar.close()
-    if config.revive_dead and config.nonnegative:
-        _center_bias(enc[5], _penultimate(srae, data.z_train), only_dead=True)
+        step_out = parallel.losses(idx, compute)
+        if step_out is None:
+            continue
+        loss, (value,) = step_out
+        if not math.isfinite(value):
+            raise _NonFinite(f"non-finite pretraining loss ({value})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += value * idx.numel()
+        count += idx.numel()
+    return total / count
 
 
 def _penultimate(srae: SRAE, zs: Tensor) -> Tensor:
@@ -345,11 +406,11 @@ def _finetune(
     for epoch in bar:
 
         def step() -> tuple[dict[str, float], float, float]:
-            sums = _train_epoch(srae, data, config, gen, opt, alphas)
+            sums = data.train_epoch(srae, config, gen, opt, alphas)
             if config.revive_dead and config.nonnegative:
                 srae.eval()
-                _revive(srae, data.z_train[: config.epoch_samples])
-            val_mse, val_r2 = _evaluate(srae, data.z_val, data.y_val)
+                data.revive(srae, config)
+            val_mse, val_r2 = data.evaluate(srae)
             if not math.isfinite(val_mse):
                 raise _NonFinite(f"non-finite held-out error ({val_mse})")
             return sums, val_mse, val_r2
@@ -383,9 +444,7 @@ def _finetune(
     if best_state is not None:
         srae.load_state_dict(best_state)
     srae.eval()
-    with torch.no_grad():
-        e = srae.encode_standardized(data.z_train)
-        mean_contrib = (e[:, None, :] * srae.weight[None]).mean(dim=0)
+    mean_contrib = data.mean_contributions(srae)
     return RoundRecord(
         round=round_index,
         alpha_pred=float(alphas[0]),
@@ -401,21 +460,24 @@ def _finetune(
 
 def _train_epoch(
     srae: SRAE,
-    data: _Split,
+    batches: Iterable[tuple[Tensor, Tensor, Tensor]],
     config: SRAEConfig,
-    gen: torch.Generator,
     opt: torch.optim.Optimizer,
     alphas: tuple[float, float, float],
+    parallel: _Parallel,
 ) -> dict[str, float]:
-    """One pass over the shuffled training split; mean of each loss term."""
+    """One pass over ``(z source, y source, rows)`` minibatches (standardised
+    units); mean of each loss term."""
     a_pred, a_rec, a_pt = alphas
     srae.train()
     sums = dict.fromkeys(("total", "prediction", "reconstruction", "pull_away"), 0.0)
     count = 0
-    for idx in _epoch_batches(data.z_train.shape[0], config, gen):
+    for z_src, y_src, idx in batches:
 
-        def compute(rows: Tensor) -> tuple[Tensor, ...]:
-            zb, yb = data.z_train[rows], data.y_train[rows]
+        def compute(
+            rows: Tensor, z_src: Tensor = z_src, y_src: Tensor = y_src
+        ) -> tuple[Tensor, ...]:
+            zb, yb = z_src[rows], y_src[rows]
             e = srae.encode_standardized(zb)
             return tuple(
                 srae_loss(
@@ -432,7 +494,7 @@ def _train_epoch(
                 )
             )
 
-        step_out = data.parallel.losses(idx, compute)
+        step_out = parallel.losses(idx, compute)
         if step_out is None:
             continue
         loss, values = step_out

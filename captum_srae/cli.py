@@ -64,10 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    demo.add_argument(
+    size = demo.add_mutually_exclusive_group()
+    size.add_argument(
         "--quick",
         action="store_true",
         help="fewer held-out images, maps and curve steps (faster; see README)",
+    )
+    size.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a tiny CNN and explainers: tests the installation in seconds",
     )
     demo.add_argument(
         "--seed",
@@ -156,6 +162,7 @@ def _run_demo_command(args: argparse.Namespace) -> int:
         out=args.out,
         show_progress=args.progress,
         cache_dir=args.cache_dir,
+        mode="tiny" if args.tiny else None,
     )
     print(format_summary(summary))
     return 0
@@ -227,10 +234,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("out"):
         lines.append(f"Report      {summary['out']}")
         root = Path(summary["out"]).parent.parent
-        lines.append(
-            f"Try         captum-srae explain --explainer {root / 'explainer'} "
-            f"--images {root / 'images' / '3_winged+tailed'}/*.png --out explained"
-        )
+        if summary["cnn"].get("width", 16) == 16:  # the explainer has fit.json
+            lines.append(
+                f"Try         captum-srae explain --explainer {root / 'explainer'} "
+                f"--images {root / 'images' / '3_winged+tailed'}/*.png --out explained"
+            )
     return "\n".join(lines)
 
 

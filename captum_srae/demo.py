@@ -53,6 +53,8 @@ __all__ = [
     "QUICK",
     "DEMO_CONFIG",
     "DemoMode",
+    "MODES",
+    "TINY",
     "demo_data",
     "evaluate_demo",
     "part_mass",
@@ -90,6 +92,9 @@ class DemoMode:
             of methods (:func:`~captum_srae.compare.compare`); 0 skips the
             comparison.
         compare_steps (int): Its deletion/insertion steps.
+        cnn (dict): Arguments of :func:`~captum_srae.models.train_or_load`
+            (``n_train``, ``epochs``, ``width``, ``size``); empty for the
+            cached demo CNN (4000 images of 64×64, 12 epochs, width 16).
     """
 
     name: str
@@ -100,6 +105,7 @@ class DemoMode:
     srae_config: SRAEConfig
     compare_maps: int = 100
     compare_steps: int = 10
+    cnn: dict = dataclasses.field(default_factory=dict)
 
 
 #: The XNN settings of the demo: hidden sizes (200, 50), the prediction term
@@ -114,26 +120,57 @@ DEMO_CONFIG = SRAEConfig(hidden_sizes=(200, 50), alpha_pred=1000.0, retune_round
 QUICK = DemoMode("quick", 4000, 600, 200, 4, DEMO_CONFIG, 100, 10)
 #: ``run_demo()``: more held-out images, maps and steps.
 FULL = DemoMode("full", 4000, 2000, 600, 8, DEMO_CONFIG, 400, 20)
+#: ``run_demo(mode="tiny")``: a 4-channel CNN trained one epoch on 96 images of
+#: 32×32 and XNNs of a few epochs, for testing the pipeline in seconds.
+TINY = DemoMode(
+    "tiny",
+    96,
+    40,
+    12,
+    4,
+    SRAEConfig(
+        n_concepts=3,
+        hidden_sizes=(16, 8),
+        pretrain_epochs=1,
+        max_epochs=3,
+        retune_rounds=1,
+        batch_size=32,
+    ),
+    12,
+    4,
+    {"n_train": 96, "epochs": 1, "width": 4, "size": 32},
+)
+#: The modes by name.
+MODES = {m.name: m for m in (QUICK, FULL, TINY)}
 
 
-def demo_data(n_fit: int, n_test: int, seed: int = 0) -> tuple[PartsData, PartsData]:
+def demo_data(
+    n_fit: int,
+    n_test: int,
+    seed: int = 0,
+    *,
+    n_train: int = CNN_TRAIN_IMAGES,
+    size: int = 64,
+) -> tuple[PartsData, PartsData]:
     """The images the XNNs are fitted on and the held-out images.
 
     Args:
         n_fit (int): The first ``n_fit`` of the CNN's training images
-            (``make_parts_dataset(4000, seed)``), at most 4000.
+            (``make_parts_dataset(n_train, seed, size)``), at most ``n_train``.
         n_test (int): Held-out images, drawn with seed
             ``seed + TEST_SEED_OFFSET``.
         seed (int, optional): The seed of the CNN's training data. Default: 0
+        n_train (int, optional): The CNN's training images. Default: 4000
+        size (int, optional): Image size. Default: 64
 
     Returns:
         *tuple[PartsData, PartsData]*: fit and test data.
     """
-    if not 1 <= n_fit <= CNN_TRAIN_IMAGES:
-        raise ValueError(f"n_fit must be in 1..{CNN_TRAIN_IMAGES}, got {n_fit}")
-    train = make_parts_dataset(CNN_TRAIN_IMAGES, seed=seed)
+    if not 1 <= n_fit <= n_train:
+        raise ValueError(f"n_fit must be in 1..{n_train}, got {n_fit}")
+    train = make_parts_dataset(n_train, seed=seed, size=size)
     fit = PartsData(*(getattr(train, f.name)[:n_fit] for f in _TENSOR_FIELDS))
-    return fit, make_parts_dataset(n_test, seed=seed + TEST_SEED_OFFSET)
+    return fit, make_parts_dataset(n_test, seed=seed + TEST_SEED_OFFSET, size=size)
 
 
 _TENSOR_FIELDS = [f for f in dataclasses.fields(PartsData) if f.type == "Tensor"]
@@ -285,6 +322,7 @@ def run_demo(
     out: PathLike | None = None,
     show_progress: bool = True,
     cache_dir: PathLike | None = None,
+    mode: str | None = None,
 ) -> dict[str, Any]:
     r"""Train (or load) the parts CNN, explain every class with an XNN, report.
 
@@ -317,6 +355,8 @@ def run_demo(
             Default: True
         cache_dir (str or PathLike, optional): Where the trained CNN is
             cached. Default: None (see :func:`~captum_srae.models.train_or_load`)
+        mode (str, optional): A name of :data:`MODES` (``"tiny"`` tests the
+            pipeline in seconds); overrides ``quick``. Default: None
 
     Returns:
         dict: JSON-serialisable: ``mode``, ``seed``, ``data``, ``cnn``,
@@ -336,27 +376,33 @@ def run_demo(
         True
     """
     _check_seed(seed)
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
     out_path = _check_out(out)
-    mode = QUICK if quick else FULL
+    run = MODES[mode] if mode is not None else QUICK if quick else FULL
+    cnn = {"n_train": CNN_TRAIN_IMAGES, **run.cnn}
     timings: dict[str, float] = {}
     with _timed(timings, "data"):
-        fit_data, test = demo_data(mode.n_fit, mode.n_test, seed)
+        fit_data, test = demo_data(
+            run.n_fit,
+            run.n_test,
+            seed,
+            n_train=cnn["n_train"],
+            size=cnn.get("size", 64),
+        )
     with _timed(timings, "cnn"):
         model, info = train_or_load(
-            CNN_TRAIN_IMAGES,
-            seed=seed,
-            cache_dir=cache_dir,
-            show_progress=show_progress,
+            seed=seed, cache_dir=cache_dir, show_progress=show_progress, **cnn
         )
         test_acc = accuracy(model, test.images, test.labels)
-    config = mode.srae_config.replace(seed=seed)
+    config = run.srae_config.replace(seed=seed)
     explainer = SRAEAttribution(model, LAYER, config=config)
     with _timed(timings, "fit"):
         explainer.fit(fit_data.images, target=None, show_progress=show_progress)
     with _timed(timings, "evaluation"):
         z_fit, y_fit = _activations(model, fit_data.images)
         z_test, y_test = _activations(model, test.images)
-        n_maps = min(mode.n_maps, mode.n_test)
+        n_maps = min(run.n_maps, run.n_test)
         maps = {
             t: explainer.attribute(
                 test.images[:n_maps], target=t, internal_batch_size=200
@@ -366,12 +412,12 @@ def run_demo(
         evaluation = evaluate_demo(
             explainer, z_fit, y_fit, z_test, y_test, test, maps, n_maps
         )
-    if mode.compare_maps:
+    if run.compare_maps:
         with _timed(timings, "comparison"):
             evaluation["comparison"] = _compare(
-                model, explainer, fit_data, test, mode, seed, show_progress
+                model, explainer, fit_data, test, run, seed, show_progress
             ).to_dict()
-    summary = _summary(mode, seed, fit_data, test, model, info, test_acc, explainer)
+    summary = _summary(run, seed, fit_data, test, model, info, test_acc, explainer)
     summary.update(evaluation)
     summary["timings"] = timings
     summary["out"] = None
@@ -388,7 +434,7 @@ def run_demo(
                 maps,
                 z_test,
                 y_test,
-                mode.n_figures,
+                run.n_figures,
             )
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
     if out_path is not None:  # the final timings into summary.json
@@ -463,6 +509,7 @@ def _summary(
             "parameters": sum(p.numel() for p in model.parameters()),
             "cached": bool(info["cached"]),
             "path": str(info["path"]),
+            "width": int(model.conv1[0].out_channels),
             "train_accuracy": info["train_accuracy"],
             "test_accuracy": test_acc,
         },

@@ -21,7 +21,9 @@ process calls the same functions:
   ranks draw their own masks, which changes the run as another seed would).
   The steps outside the minibatches (held-out evaluation, dead-unit checks,
   early stopping) run on every rank on the same data, so all ranks take the
-  same decisions.
+  same decisions. Given an :class:`~captum_srae.store.ActivationStore`, every
+  rank streams it (:func:`~captum_srae.training.fit_srae_streaming`: memory
+  independent of the number of rows) and reads the same minibatches.
 
 Command line (``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
 ``MASTER_PORT`` and ``LOCAL_RANK``)::
@@ -45,6 +47,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from captum_srae._fit_steps import _Parallel
+from captum_srae._fit_stream import _fit_store
 from captum_srae.config import SRAEConfig
 from captum_srae.history import TrainingHistory
 from captum_srae.model import SRAE
@@ -154,7 +157,9 @@ def fit_srae_distributed(
 
     Args:
         z (Tensor, ndarray or ActivationStore): activations ``(N, D)``, or a
-            store (then ``y`` is taken from it; it is loaded in memory).
+            store (then ``y`` is taken from it and the store is streamed as
+            in :func:`~captum_srae.training.fit_srae_streaming`, never
+            loaded in memory).
         y (Tensor or ndarray, optional): scores ``(N,)`` or ``(N, K)``.
         config (SRAEConfig, optional): as in :func:`~captum_srae.fit_srae`.
         world_size (int, optional): only without a process group: the number
@@ -168,12 +173,13 @@ def fit_srae_distributed(
         *tuple[SRAE, TrainingHistory]*: the same network on every rank.
 
     Raises:
-        ValueError: if ``world_size`` disagrees with the process group or
-            ``y`` is missing.
+        ValueError: if ``world_size`` disagrees with the process group,
+            ``y`` is missing for in-memory ``z`` or given with a store.
     """
-    if isinstance(z, ActivationStore):
-        z, y = z.load()
-    if y is None:
+    streaming = isinstance(z, ActivationStore)
+    if streaming and y is not None:
+        raise ValueError("y must be None when z is an ActivationStore")
+    if not streaming and y is None:
         raise ValueError("y must be given unless z is an ActivationStore")
     rank, world = _rank_world()
     if world > 1:
@@ -198,7 +204,11 @@ def fit_srae_distributed(
         if parts < 1:
             raise ValueError(f"world_size must be at least 1, got {world_size!r}")
         parallel = _Parallel(parts=parts)
-    return _fit(z, y, config, show_progress and rank == 0, device, None, parallel)
+    show = show_progress and rank == 0
+    if isinstance(z, ActivationStore):
+        return _fit_store(z, config, show, device, parallel)
+    assert y is not None  # checked above
+    return _fit(z, y, config, show, device, None, parallel)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,8 +24,6 @@ rank order.
 from __future__ import annotations
 
 import itertools
-import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from captum_srae._atomic import atomic_write_bytes
+from captum_srae._store_files import (
+    _FORMAT,
+    _MANIFEST,
+    PathLike,
+    _read_manifest,
+    _save_npy,
+    _write_manifest,
+    write_activations_to_disk,
+)
 from captum_srae.activations import (
     TargetLike,
     activation_batches,
@@ -43,24 +49,11 @@ from captum_srae.activations import (
     resolve_layer,
 )
 
-__all__ = ["ActivationStore", "collect_activations_to_disk"]
-
-PathLike = str | os.PathLike[str]
-_MANIFEST = "manifest.json"
-_FORMAT = "captum-srae-activations/1"
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    atomic_write_bytes(folder / _MANIFEST, json.dumps(manifest, indent=1).encode())
+__all__ = [
+    "ActivationStore",
+    "collect_activations_to_disk",
+    "write_activations_to_disk",
+]
 
 
 def collect_activations_to_disk(
@@ -248,19 +241,6 @@ def _device(model: nn.Module, device: Any) -> torch.device | None:
     if device is not None:
         return torch.device(device)
     return next((p.device for p in model.parameters()), None)
-
-
-def _read_manifest(folder: Path) -> dict[str, Any] | None:
-    file = folder / _MANIFEST
-    if not file.exists():
-        return None
-    try:
-        manifest = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{file} is not a valid activation manifest: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
-        raise ValueError(f"{file} is not a captum-srae activation manifest")
-    return manifest
 
 
 class ActivationStore:

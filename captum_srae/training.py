@@ -44,6 +44,7 @@ from captum_srae.history import (
     r2_score,
 )
 from captum_srae.model import SRAE
+from captum_srae.store import ActivationStore
 
 __all__ = [
     "RoundRecord",
@@ -51,6 +52,7 @@ __all__ = [
     "TrainingHistory",
     "acceptance",
     "fit_srae",
+    "fit_srae_streaming",
     "r2_score",
 ]
 
@@ -59,8 +61,8 @@ _State = dict[str, Any]
 
 
 def fit_srae(
-    z: ArrayLike,
-    y: ArrayLike,
+    z: ArrayLike | ActivationStore,
+    y: ArrayLike | None = None,
     config: SRAEConfig | None = None,
     *,
     show_progress: bool = True,
@@ -70,9 +72,15 @@ def fit_srae(
     r"""Fit an SRAE explanation network on activations and the scores they explain.
 
     Args:
-        z (Tensor or ndarray): Activations, shape ``(N, D)``, floating point.
-        y (Tensor or ndarray): The model's pre-softmax scores of the explained
-            outputs, shape ``(N,)`` or ``(N, K)``, floating point.
+        z (Tensor, ndarray or ActivationStore): Activations, shape ``(N, D)``,
+            floating point; or a disk-backed
+            :class:`~captum_srae.store.ActivationStore`, which is then read
+            batch by batch with memory independent of ``N`` (see
+            :func:`~captum_srae.training.fit_srae_streaming`; not bit-identical
+            to the in-memory fit, and without ``checkpoint_dir``).
+        y (Tensor or ndarray, optional): The model's pre-softmax scores of the
+            explained outputs, shape ``(N,)`` or ``(N, K)``, floating point;
+            required for in-memory ``z``, taken from the store otherwise.
         config (SRAEConfig, optional): Hyperparameters. Default: SRAEConfig()
         show_progress (bool, optional): Show ``tqdm`` progress bars.
             Default: True
@@ -85,6 +93,7 @@ def fit_srae(
             the same data and config, training resumes from it (at most one
             epoch is lost) and, on CPU, ends with the same model as an
             uninterrupted fit. The checkpoint is deleted when the fit succeeds.
+            Not supported when ``z`` is an ActivationStore.
             Default: None (no checkpoint)
 
     Returns:
@@ -97,7 +106,9 @@ def fit_srae(
             lengths, wrong ranks, too few samples for the held-out split, or
             ``n_concepts >= D``; or if
             ``checkpoint_dir`` holds a corrupt checkpoint or one written for
-            other data or another config.
+            other data or another config; if ``y`` is missing for in-memory
+            ``z`` or given with a store, or ``checkpoint_dir`` is given with a
+            store.
         TrainingDivergedError: if NaN/Inf losses or weights persist after
             ``config.nan_retries`` retries of an epoch at a lower learning rate.
 
@@ -112,6 +123,18 @@ def fit_srae(
         >>> srae.encode(z).shape
         torch.Size([500, 5])
     """
+    if isinstance(z, ActivationStore):
+        if y is not None:
+            raise ValueError("y must be None when z is an ActivationStore")
+        if checkpoint_dir is not None:
+            raise ValueError(
+                "checkpoint_dir is not supported when fitting from an "
+                "ActivationStore (streaming fit); pass checkpoint_dir=None or "
+                "load the store in memory with store.load()"
+            )
+        return fit_srae_streaming(z, config, show_progress=show_progress, device=device)
+    if y is None:
+        raise ValueError("y must be given unless z is an ActivationStore")
     return _fit(z, y, config, show_progress, device, checkpoint_dir, _Parallel())
 
 
@@ -181,16 +204,7 @@ def _fit(
     if ckpt is not None:
         ckpt.remove()
     srae.eval()
-    history.accepted = history.rounds[history.chosen_round].accepted
-    # with a single round re-tuning is off by choice: history.accepted says it
-    if not history.accepted and config.retune_rounds > 1:
-        warnings.warn(
-            "SRAE re-tuning did not meet the acceptance rule after "
-            f"{config.retune_rounds} rounds (one x-feature may carry most of the "
-            "score); the last round is returned, see history.rounds",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    _finish_history(history, config)
     with torch.no_grad():
         y_dev = y_t.to(dev)
         pred = srae(z_t.to(dev)).prediction
@@ -200,9 +214,25 @@ def _fit(
     return srae, history
 
 
+def _finish_history(
+    history: TrainingHistory, config: SRAEConfig, stacklevel: int = 4
+) -> None:
+    """Record the chosen round's acceptance; warn if re-tuning failed."""
+    history.accepted = history.rounds[history.chosen_round].accepted
+    # with a single round re-tuning is off by choice: history.accepted says it
+    if not history.accepted and config.retune_rounds > 1:
+        warnings.warn(
+            "SRAE re-tuning did not meet the acceptance rule after "
+            f"{config.retune_rounds} rounds (one x-feature may carry most of the "
+            "score); the last round is returned, see history.rounds",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def _run_rounds(
     srae: SRAE,
-    data: _Split,
+    data: _Split | _StreamSplit,
     config: SRAEConfig,
     gen: torch.Generator,
     history: TrainingHistory,
@@ -290,3 +320,8 @@ def _check_data(
     check_magnitude(z_t, "z")
     check_magnitude(y_t, "y")
     return z_t.float(), y_t.float()
+
+
+# imported last: the streaming fit uses _run_rounds and _finish_history above
+from captum_srae._fit_stream import fit_srae_streaming  # noqa: E402
+from captum_srae._stream_split import _StreamSplit  # noqa: E402

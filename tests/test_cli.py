@@ -141,6 +141,7 @@ def test_demo_arguments(
             "out": "captum-srae-demo",
             "show_progress": True,
             "cache_dir": None,
+            "mode": None,
         },
         {
             "quick": True,
@@ -148,8 +149,13 @@ def test_demo_arguments(
             "out": "x",
             "show_progress": False,
             "cache_dir": "c",
+            "mode": None,
         },
     ]
+    assert main(["demo", "--tiny", "--out", "y"]) == 0
+    assert stub_demo[-1]["mode"] == "tiny"
+    with pytest.raises(SystemExit):  # --quick and --tiny exclude each other
+        main(["demo", "--quick", "--tiny"])
     text = capsys.readouterr().out
     assert "Report      captum-srae-demo\n" in text
     assert "Report      x\n" in text

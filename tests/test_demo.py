@@ -354,6 +354,7 @@ def test_cli_demo_prints_table(
             "out": str(out),
             "show_progress": False,
             "cache_dir": None,
+            "mode": None,
         }
     ]
     text = capsys.readouterr().out
@@ -364,6 +365,28 @@ def test_cli_demo_prints_table(
     assert f"{100 * summary['agreement']:.1f} %" in text
     assert "Timings" in text and summary["out"] in text
     assert text.isascii()
+
+
+def test_cli_demo_tiny_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real ``captum-srae demo --tiny``: every step on a tiny CNN."""
+    out = tmp_path / "tiny"
+    argv = ["demo", "--tiny", "--no-progress", "--out", str(out)]
+    assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
+    text = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "tiny" and summary["explainer"]["n_concepts"] == 3
+    assert summary["data"]["n_fit"] == 96 and summary["data"]["n_test"] == 40
+    assert set(summary["comparison"]["methods"]) >= {"SRAE", "PCA", "Saliency"}
+    assert (out / "report" / "index.html").is_file()
+    assert (out / "explainer" / "attribution.json").is_file()
+    # the tiny CNN has another width: no fit.json for `captum-srae explain`
+    assert not (out / "explainer" / "fit.json").exists()
+    for name in summary["classes"]:
+        assert f"  {name} " in text
+    assert f"Report      {out / 'report' / 'index.html'}" in text
+    assert "Try " not in text
 
 
 def test_run_demo_rejects_bad_arguments_before_working(tmp_path: Path) -> None:
@@ -378,4 +401,6 @@ def test_run_demo_rejects_bad_arguments_before_working(tmp_path: Path) -> None:
         run_demo(quick=True, seed=-1, show_progress=False)
     with pytest.raises(TypeError, match="seed"):
         run_demo(quick=True, seed="1", show_progress=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="mode must be one of"):
+        run_demo(mode="huge", show_progress=False)
     assert time.perf_counter() - start < 5.0

@@ -122,3 +122,28 @@ def test_cuda_collection_matches_cpu(tmp_path) -> None:
     z, y = store.load()
     torch.testing.assert_close(z, z_ref, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(y, y_ref, rtol=1e-4, atol=1e-5)
+
+
+def test_written_activations_read_back_in_shards(tmp_path) -> None:
+    from captum_srae.store import write_activations_to_disk
+
+    z = torch.randn(23, 3, generator=torch.Generator().manual_seed(4))
+    y = z[:, 0] * 2 + 1
+    parts = [(z[:5], y[:5]), (z[5:17].numpy(), y[5:17].numpy()), (z[17:], y[17:])]
+    store = write_activations_to_disk(parts, tmp_path / "a", shard_size=10)
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert [s["rows"] for s in manifest["shards"]] == [10, 10, 3]
+    assert (len(store), store.dim, store.n_outputs) == (23, 3, 1)
+    zl, yl = store.load()
+    torch.testing.assert_close(zl, z)
+    torch.testing.assert_close(yl[:, 0], y)
+    with pytest.raises(ValueError, match="already holds"):
+        write_activations_to_disk(parts, tmp_path / "a")
+    with pytest.raises(ValueError, match="shard_size"):
+        write_activations_to_disk(parts, tmp_path / "b", shard_size=0)
+    with pytest.raises(ValueError, match="batch 1"):
+        write_activations_to_disk([(z, y), (z[:, :2], y)], tmp_path / "c")
+    with pytest.raises(ValueError, match="batch 0"):
+        write_activations_to_disk([(z, y[:4])], tmp_path / "d")
+    with pytest.raises(ValueError, match="at least one row"):
+        write_activations_to_disk([], tmp_path / "e")

@@ -234,7 +234,7 @@ def test_demo_summary(demo: tuple[dict[str, Any], Path]) -> None:
 def test_demo_quality(demo: tuple[dict[str, Any], Path]) -> None:
     summary = demo[0]
     assert summary["cnn"]["test_accuracy"] >= 0.85
-    assert summary["agreement"] >= 0.985  # 99.3 % measured (seed 0)
+    assert summary["agreement"] >= 0.98  # 98.8-99.3 % measured (seed 0)
     n = summary["data"]["n_test"]
     for entry in summary["classes"].values():
         assert entry["r2"] >= 0.998

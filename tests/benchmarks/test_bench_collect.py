@@ -52,7 +52,7 @@ def test_d_collection_vs_plain_forward(benchmark, loader, tmp_path_factory) -> N
             ),
             "collect_to_disk": to_disk,
         },
-        rounds=5,
+        rounds=15,  # the 5 % target needs many rounds on a noisy 2-core machine
     )
     benchmark.extra_info["images"] = N_IMAGES
 

@@ -65,3 +65,22 @@ def check_magnitude(x: Tensor, name: str, limit: float = MAX_MAGNITUDE) -> None:
             f"{first}), above {limit:.0e}: too large for float32 training; "
             "rescale or remove these samples"
         )
+
+
+def activations_and_scores(z: Any, y: Any) -> tuple[Tensor, Tensor]:
+    """``z`` as ``(N, D)`` and ``y`` as ``(N, K)`` floating tensors (``(N,)``
+    becomes ``(N, 1)``), with matching ``N``; ValueError/TypeError otherwise."""
+    z_t = as_float_tensor(z, "z")
+    y_t = as_float_tensor(y, "y")
+    if z_t.dim() != 2:
+        raise ValueError(f"z must have shape (N, D), got {tuple(z_t.shape)}")
+    if y_t.dim() == 1:
+        y_t = y_t[:, None]
+    if y_t.dim() != 2:
+        raise ValueError(f"y must have shape (N,) or (N, K), got {tuple(y_t.shape)}")
+    if z_t.shape[0] != y_t.shape[0]:
+        raise ValueError(
+            f"z and y must have the same number of samples, got {z_t.shape[0]} "
+            f"and {y_t.shape[0]}"
+        )
+    return z_t, y_t

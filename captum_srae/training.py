@@ -34,7 +34,11 @@ from torch import Tensor
 from captum_srae import _fit_steps as steps
 from captum_srae._checkpoint import Checkpointer, data_fingerprint
 from captum_srae._fit_steps import _Parallel, _Split
-from captum_srae._validation import as_float_tensor, check_finite, check_magnitude
+from captum_srae._validation import (
+    activations_and_scores,
+    check_finite,
+    check_magnitude,
+)
 from captum_srae.config import SRAEConfig
 from captum_srae.history import (
     RoundRecord,
@@ -284,19 +288,7 @@ def _run_rounds(
 def _check_data(
     z: ArrayLike, y: ArrayLike, config: SRAEConfig
 ) -> tuple[Tensor, Tensor]:
-    z_t = as_float_tensor(z, "z")
-    y_t = as_float_tensor(y, "y")
-    if z_t.dim() != 2:
-        raise ValueError(f"z must have shape (N, D), got {tuple(z_t.shape)}")
-    if y_t.dim() == 1:
-        y_t = y_t[:, None]
-    if y_t.dim() != 2:
-        raise ValueError(f"y must have shape (N,) or (N, K), got {tuple(y_t.shape)}")
-    if z_t.shape[0] != y_t.shape[0]:
-        raise ValueError(
-            f"z and y must have the same number of samples, got {z_t.shape[0]} "
-            f"and {y_t.shape[0]}"
-        )
+    z_t, y_t = activations_and_scores(z, y)
     if config.n_concepts >= z_t.shape[1]:
         raise ValueError(
             f"n_concepts ({config.n_concepts}) must be smaller than the activation "

@@ -17,7 +17,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from captum_srae._validation import as_float_tensor, check_finite, check_magnitude
+from captum_srae._validation import (
+    activations_and_scores,
+    check_finite,
+    check_magnitude,
+)
 from captum_srae.config import SRAEConfig
 from captum_srae.model import SRAEOutput
 
@@ -218,19 +222,8 @@ def check_fit_data(
         raise TypeError(f"n_concepts must be an int, got {n_concepts!r}")
     if pooling not in _POOLINGS:
         raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
-    z_t = as_float_tensor(z, "z")
-    y_t = as_float_tensor(y, "y")
-    if z_t.dim() != 2:
-        raise ValueError(f"z must have shape (N, D), got {tuple(z_t.shape)}")
-    if y_t.dim() == 1:
-        y_t = y_t[:, None]
-    if y_t.dim() != 2:
-        raise ValueError(f"y must have shape (N,) or (N, K), got {tuple(y_t.shape)}")
+    z_t, y_t = activations_and_scores(z, y)
     n, d = z_t.shape
-    if y_t.shape[0] != n:
-        raise ValueError(
-            f"z and y must have the same number of samples, got {n} and {y_t.shape[0]}"
-        )
     if not 1 <= n_concepts < d:
         raise ValueError(
             f"n_concepts must be in [1, D) for activations of dimension D={d}, "

@@ -27,12 +27,18 @@ from captum_srae.losses import (
 )
 from captum_srae.model import SRAE, SRAEOutput
 from captum_srae.serialization import SRAEFormatError, load_srae, save_srae
+from captum_srae.store import (
+    ActivationStore,
+    collect_activations_to_disk,
+    write_activations_to_disk,
+)
 from captum_srae.training import (
     RoundRecord,
     TrainingDivergedError,
     TrainingHistory,
     acceptance,
     fit_srae,
+    fit_srae_streaming,
     r2_score,
 )
 
@@ -57,7 +63,11 @@ __all__ = [
     "acceptance",
     "activation_batches",
     "collect_activations",
+    "collect_activations_to_disk",
+    "write_activations_to_disk",
+    "ActivationStore",
     "fit_srae",
+    "fit_srae_streaming",
     "iter_input_batches",
     "layer_name",
     "load_srae",

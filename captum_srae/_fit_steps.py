@@ -31,6 +31,18 @@ from captum_srae.model import SRAE
 _State = dict[str, Any]
 
 
+def new_run_state(srae: SRAE, config: SRAEConfig) -> _State:
+    """The state of the re-tuning rounds before the first round: the loss
+    weights of the config and the weights to restart each round from."""
+    return {
+        "round": 0,
+        "alphas": [config.alpha_pred, config.alpha_rec, config.alpha_pt],
+        "start": copy.deepcopy(srae.state_dict()),
+        "chosen": None,
+        "loop": None,
+    }
+
+
 class _NonFinite(Exception):
     """Internal: a non-finite loss was met inside an epoch."""
 

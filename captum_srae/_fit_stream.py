@@ -31,7 +31,6 @@ supported here.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import numpy as np
@@ -165,13 +164,7 @@ def _fit_store(
         _pretrain(srae, data, config, gen, history, show_progress)
         _init_predictor(srae, data)
         steps._check_weights(srae, "after pretraining")
-        run: _State = {
-            "round": 0,
-            "alphas": [config.alpha_pred, config.alpha_rec, config.alpha_pt],
-            "start": copy.deepcopy(srae.state_dict()),
-            "chosen": None,
-            "loop": None,
-        }
+        run: _State = steps.new_run_state(srae, config)
         _run_rounds(srae, data, config, gen, history, run, None, show_progress)
     srae.eval()
     _finish_history(history, config, stacklevel=5)

@@ -188,13 +188,7 @@ def _fit(
             steps._pretrain(srae, data, config, gen, history, show_progress)
             steps._init_predictor(srae, data)
             steps._check_weights(srae, "after pretraining")
-            run: _State = {
-                "round": 0,
-                "alphas": [config.alpha_pred, config.alpha_rec, config.alpha_pt],
-                "start": copy.deepcopy(srae.state_dict()),
-                "chosen": None,
-                "loop": None,
-            }
+            run: _State = steps.new_run_state(srae, config)
         else:
             history = TrainingHistory.from_dict(resume["history"])
             history.resumed_from = {

@@ -21,14 +21,11 @@ from captum_srae.compare._methods import DEFAULT_METHODS
 from captum_srae.compare._result import METRIC_INFO, ComparisonResult
 from captum_srae.compare._run import compare
 from captum_srae.config import SRAEConfig
+from captum_srae.demo import DEMO_CONFIG, TINY
 
 __all__ = ["PARTS_SETTINGS", "PartsSettings", "compare_parts", "write_comparison"]
 
 PathLike = str | os.PathLike[str]
-
-#: The demo's SRAE settings (``captum_srae.demo.DEMO_CONFIG``; repeated here so
-#: that importing this module does not import the demo).
-_DEMO_CONFIG = SRAEConfig(hidden_sizes=(200, 50), alpha_pred=1000.0, retune_rounds=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,24 +58,17 @@ class PartsSettings:
 #: ``"full"``, ``"quick"`` and ``"tiny"`` (for tests: a 4-channel CNN trained
 #: one epoch on 32×32 images, 3 concepts, a few epochs).
 PARTS_SETTINGS: dict[str, PartsSettings] = {
-    "full": PartsSettings(4000, 1000, 200, 20, _DEMO_CONFIG),
-    "quick": PartsSettings(2000, 300, 60, 10, _DEMO_CONFIG),
+    "full": PartsSettings(4000, 1000, 200, 20, DEMO_CONFIG),
+    "quick": PartsSettings(2000, 300, 60, 10, DEMO_CONFIG),
     "tiny": PartsSettings(
-        96,
-        40,
-        12,
-        4,
-        SRAEConfig(
-            n_concepts=3,
-            hidden_sizes=(16, 8),
-            pretrain_epochs=1,
-            max_epochs=3,
-            retune_rounds=1,
-            batch_size=32,
-        ),
-        {"n_train": 96, "epochs": 1, "width": 4, "size": 32},
-        32,
-    ),
+        TINY.n_fit,
+        TINY.n_test,
+        TINY.compare_maps,
+        TINY.compare_steps,
+        TINY.srae_config,
+        TINY.cnn,
+        TINY.cnn["size"],
+    ),  # fmt: skip
 }
 
 

@@ -200,6 +200,15 @@ def test_cli_compare_end_to_end(
     assert (out / "comparison.md").read_text().startswith("| method |")
     assert main([*argv[:3], "Bogus"]) == 2
     assert "unknown method 'Bogus'" in capsys.readouterr().err
+    # a foreign non-empty folder is refused before any work; a file too
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("precious")
+    assert main(["compare", "--tiny", "--out", str(foreign)]) == 2
+    assert "non-empty folder" in capsys.readouterr().err
+    assert (foreign / "keep.txt").read_text() == "precious"
+    assert main(["compare", "--tiny", "--out", str(foreign / "keep.txt")]) == 2
+    assert "not a directory" in capsys.readouterr().err
 
 
 def test_result_round_trips_through_its_dict(setup: dict[str, Any]) -> None:

@@ -82,8 +82,13 @@ def add_compare_command(commands: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from captum_srae.compare import DEFAULT_METHODS
-    from captum_srae.compare.parts import compare_parts, write_comparison
+    from captum_srae.compare.parts import (
+        check_comparison_out,
+        compare_parts,
+        write_comparison,
+    )
 
+    check_comparison_out(args.out)  # before the long work
     seeds = args.seeds or ([0, 1, 2] if args.mode == "full" else [0])
     result = compare_parts(
         args.mode,

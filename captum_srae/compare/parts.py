@@ -23,7 +23,13 @@ from captum_srae.compare._run import compare
 from captum_srae.config import SRAEConfig
 from captum_srae.demo import DEMO_CONFIG, TINY
 
-__all__ = ["PARTS_SETTINGS", "PartsSettings", "compare_parts", "write_comparison"]
+__all__ = [
+    "PARTS_SETTINGS",
+    "PartsSettings",
+    "check_comparison_out",
+    "compare_parts",
+    "write_comparison",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -150,6 +156,26 @@ def compare_parts(
     return result
 
 
+def check_comparison_out(out: PathLike) -> Path:
+    """The folder ``out`` as a Path, if writing a comparison there is safe: new,
+    empty, or a previous comparison (holding ``comparison.json``).
+
+    Raises:
+        ValueError: if ``out`` is a file or a non-empty folder of something else.
+    """
+    path = Path(os.fspath(out)).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"out {path} exists and is not a directory")
+        if any(path.iterdir()) and not (path / "comparison.json").is_file():
+            raise ValueError(
+                f"out {path} is a non-empty folder that holds no previous "
+                "comparison; writing would replace its content: choose a new or "
+                "empty folder"
+            )
+    return path
+
+
 def write_comparison(result: ComparisonResult, out: PathLike) -> Path:
     r"""Write a comparison to the folder ``out`` (replaced atomically).
 
@@ -164,10 +190,13 @@ def write_comparison(result: ComparisonResult, out: PathLike) -> Path:
 
     Returns:
         *Path*: the report's ``index.html``.
+
+    Raises:
+        ValueError: see :func:`check_comparison_out`.
     """
     from captum_srae.visualization import write_report
 
-    target = Path(os.fspath(out)).expanduser()
+    target = check_comparison_out(out)
     data = result.to_dict()
     with atomic_directory(target) as tmp:
         (tmp / "comparison.csv").write_text(result.to_csv(), encoding="utf-8")

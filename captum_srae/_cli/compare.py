@@ -39,7 +39,7 @@ def add_compare_command(commands: Any) -> None:
         action="store_const",
         const="quick",
         dest="mode",
-        help="fewer images and smaller SRAEs",
+        help="fewer images, maps and curve steps, one seed",
     )
     size.add_argument(
         "--tiny",

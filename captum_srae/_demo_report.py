@@ -26,6 +26,7 @@ from captum_srae.visualization import (
     TrainingCurvesDisplay,
     write_report,
 )
+from captum_srae.visualization.report import _jsonable
 
 __all__ = ["part_figure", "write_demo_output"]
 
@@ -194,7 +195,7 @@ def write_demo_output(
             title="captum-srae demo: per-class XNNs on the parts data set",
             intro=_intro(summary),
         )
-        text = json.dumps(summary, indent=2) + "\n"
+        text = json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n"
         (tmp / "summary.json").write_text(text, encoding="utf-8")
 
 

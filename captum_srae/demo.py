@@ -46,6 +46,7 @@ from captum_srae.config import SRAEConfig
 from captum_srae.datasets import PartsData, make_parts_dataset
 from captum_srae.history import r2_score
 from captum_srae.models import accuracy, train_or_load
+from captum_srae.visualization.report import _jsonable
 
 __all__ = [
     "FULL",
@@ -438,7 +439,7 @@ def run_demo(
             )
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
     if out_path is not None:  # the final timings into summary.json
-        text = json.dumps(summary, indent=2) + "\n"
+        text = json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n"
         atomic_write_bytes(out_path / SUMMARY_FILE, text.encode("utf-8"))
     return summary
 

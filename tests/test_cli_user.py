@@ -513,6 +513,11 @@ def test_resolve_targets_names_and_indices() -> None:
         common.resolve_targets(["-1"], names, 3)
     with pytest.raises(ValueError, match="repeats class 2"):
         common.resolve_targets(["2", "red"], names, 3)
+    # class folders named by numbers sort as text: "10" is output 2, "2" is 3
+    names = ["0", "1", "10", "2"]
+    assert common.resolve_targets(["0", "1"], names, 4) == [0, 1]
+    with pytest.raises(ValueError, match="ambiguous"):
+        common.resolve_targets(["2"], names, 4)
 
 
 def test_parse_config_forms(tmp_path: Path) -> None:

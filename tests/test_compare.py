@@ -69,8 +69,12 @@ def test_table_shape(setup: dict[str, Any]) -> None:
         assert res.kinds[name] == "concept"
         assert len(res.per_seed[name]) == 2
         row = res.per_seed[name][0]
-        for key in ("r2", "top1_agreement", "significant_features", "hoyer"):
+        for key in ("r2", "top1_agreement", "hoyer"):
             assert key in row and math.isfinite(row[key])
+        # images without a positive contribution are left out, so a method
+        # cannot look concise by explaining nothing: NaN or at least 1
+        sig = row["significant_features"]
+        assert math.isnan(sig) or sig >= 1.0
         for key in ("stability", "part_purity", "deletion_auc", "pointing_game"):
             assert key in row
     for name in ("LayerGradCam", "Saliency"):
@@ -166,6 +170,19 @@ def test_result_statistics_and_formats() -> None:
         ({"seeds": ("a",)}, TypeError, "seeds"),
         ({"n_maps": 0}, ValueError, "n_maps"),
         ({"masks": torch.zeros(3, 4, 32, 32, dtype=torch.bool)}, ValueError, "masks"),
+        ({"labels": torch.zeros(5, dtype=torch.long)}, ValueError, "labels"),
+        ({"labels": [0] * 40}, ValueError, "labels"),
+        ({"relevant_parts": [2]}, ValueError, "relevant_parts needs masks"),
+        (
+            {
+                "masks": torch.zeros(40, 4, 32, 32, dtype=torch.bool),
+                "relevant_parts": [4],
+            },
+            ValueError,
+            "relevant_parts",
+        ),
+        ({"methods": ["PCA"], "fitted": {"PCA": {0: None}}}, ValueError, "missing"),
+        ({"methods": ["PCA"], "fitted": {"SRAE": {}}}, ValueError, "not in methods"),
     ],
 )
 def test_bad_arguments(
@@ -174,6 +191,22 @@ def test_bad_arguments(
     test = setup["test"]
     with pytest.raises(error, match=match):
         compare(setup["model"], "conv4", test.images, test.images, **kwargs)
+
+
+def test_nmf_on_negative_activations_fails_before_any_fit(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import captum_srae.compare._run as run
+
+    fits: list[str] = []
+    monkeypatch.setattr(run, "fit_concepts", lambda name, *a: fits.append(name))
+    test = setup["test"]
+    with pytest.raises(ValueError, match="'NMF' needs nonnegative activations"):
+        compare(  # conv4.0 is the convolution before BatchNorm and ReLU
+            setup["model"], "conv4.0", test.images, test.images,
+            methods=["PCA", "NMF"], show_progress=False,
+        )  # fmt: skip
+    assert fits == []
 
 
 def test_cli_compare_end_to_end(

@@ -29,6 +29,7 @@ from captum_srae.demo import (
     run_demo,
 )
 from captum_srae.models import SmallCNN, accuracy, train_classifier, train_or_load
+from captum_srae.visualization.report import _jsonable
 
 
 # ------------------------------------------------------------------ dataset
@@ -216,7 +217,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path
 
 def test_demo_summary(demo: tuple[dict[str, Any], Path]) -> None:
     summary, out = demo
-    assert json.loads(json.dumps(summary)) == summary  # JSON-serialisable
+    # JSON-serialisable once non-finite numbers become null
+    assert json.loads(json.dumps(_jsonable(summary))) == _jsonable(summary)
     assert summary["mode"] == "quick" and summary["seed"] == 0
     assert summary["out"] == str(out / "report" / "index.html")
     data = summary["data"]
@@ -284,7 +286,7 @@ def test_demo_x_features_follow_the_class_parts(
 
 def test_demo_output_folder(demo: tuple[dict[str, Any], Path]) -> None:
     summary, out = demo
-    assert json.loads((out / "summary.json").read_text()) == summary
+    assert json.loads((out / "summary.json").read_text()) == _jsonable(summary)
     page = (out / "report" / "index.html").read_text()
     images = [part.split('"')[0] for part in page.split('<img src="')[1:]]
     assert len(images) >= 1 + 4 + 4 + 4  # explanations, galleries, curves...
@@ -375,7 +377,12 @@ def test_cli_demo_tiny_end_to_end(
     argv = ["demo", "--tiny", "--no-progress", "--out", str(out)]
     assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
     text = capsys.readouterr().out
-    summary = json.loads((out / "summary.json").read_text())
+
+    def strict(name: str) -> None:
+        raise AssertionError(f"summary.json holds {name}, which is not JSON")
+
+    text_json = (out / "summary.json").read_text()
+    summary = json.loads(text_json, parse_constant=strict)
     assert summary["mode"] == "tiny" and summary["explainer"]["n_concepts"] == 3
     assert summary["data"]["n_fit"] == 96 and summary["data"]["n_test"] == 40
     assert set(summary["comparison"]["methods"]) >= {"SRAE", "PCA", "Saliency"}

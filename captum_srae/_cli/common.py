@@ -430,12 +430,22 @@ def resolve_targets(
 
     Raises:
         ValueError: for an unknown name, a negative index, an index not below
-            ``n_outputs``, or a repeated class.
+            ``n_outputs``, a repeated class, or a number that is also the name
+            of a class folder with another index (folders are sorted as text:
+            "10" comes before "2").
     """
     out: list[int] = []
+    names = list(class_names)
     for token in tokens:
         if token.lstrip("-").isdigit():
             t = int(token)
+            if token in names and names.index(token) != t:
+                raise ValueError(
+                    f"--target {token} is ambiguous: output {t}, or the class "
+                    f"folder {token!r}, which is output {names.index(token)} "
+                    "(folders are numbered in sorted text order); rename the "
+                    "folders or give the output index of the folder you mean"
+                )
         elif token in class_names:
             t = list(class_names).index(token)
         else:

@@ -25,8 +25,8 @@ METRIC_INFO: dict[str, tuple[str, bool | None]] = {
     "top1_agreement": ("argmax over per-class XNN scores = model's argmax", True),
     "completeness": ("completeness of the concepts (Yeh et al. 2020)", True),
     "significant_features": (
-        "positive contributions reaching 90 % of the positive score, "
-        "images of the explained class",
+        "positive contributions reaching 90 % of the positive score, over the "
+        "images of the explained class that have a positive contribution",
         False,
     ),
     "l0": ("fraction of nonzero x-features per image", False),
@@ -42,13 +42,18 @@ METRIC_INFO: dict[str, tuple[str, bool | None]] = {
     "correlation_offdiag": ("‖corr(E) − I‖_F", False),
     "reconstructed_dims": ("fraction of activation dims with R²_d > 0.5", True),
     "part_purity": ("mean purity of the x-features' part association", True),
-    "part_iou": ("mean over x-features of the best part IoU", True),
+    "part_iou": (
+        "mean best part IoU of the x-features that overlap a part",
+        True,
+    ),
     "concept_deletion_auc": (
-        "deletion AUC of the top x-feature's own value, over its value",
+        "deletion AUC of the top x-feature's own value, summed over images and "
+        "divided by its summed value on the intact images",
         False,
     ),
     "concept_insertion_auc": (
-        "insertion AUC of the top x-feature's own value, over its value",
+        "insertion AUC of the top x-feature's own value, summed over images "
+        "and divided by its summed value on the intact images",
         True,
     ),
     "stability": (

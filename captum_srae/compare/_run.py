@@ -29,6 +29,52 @@ from captum_srae.heatmaps import XFeatureModel
 __all__ = ["compare"]
 
 
+def _check_data(labels: Any, masks: Any, relevant_parts: Any, n: int) -> None:
+    """``labels`` (N,) integer, ``relevant_parts`` indices of the masks' parts."""
+    if labels is not None and (
+        not isinstance(labels, Tensor)
+        or labels.shape != (n,)
+        or labels.dtype.is_floating_point
+        or labels.dtype == torch.bool
+    ):
+        got = (
+            (tuple(labels.shape), labels.dtype)
+            if isinstance(labels, Tensor)
+            else labels
+        )
+        raise ValueError(
+            f"labels must be an integer tensor of shape ({n},), one class per "
+            f"test input, got {got!r}"
+        )
+    if relevant_parts is not None:
+        if masks is None:
+            raise ValueError("relevant_parts needs masks")
+        p = int(masks.shape[1])
+        bad = [q for q in relevant_parts if not isinstance(q, int) or not 0 <= q < p]
+        if bad or not list(relevant_parts):
+            raise ValueError(
+                f"relevant_parts must be indices in [0, {p}) of the masks' parts, "
+                f"got {list(relevant_parts)!r}"
+            )
+
+
+def _check_fitted(
+    fitted: Mapping[str, Mapping[int, nn.Module]],
+    methods: Sequence[str],
+    n_classes: int,
+) -> None:
+    """Pre-fitted concepts must be of compared methods and cover every class."""
+    for name, models in fitted.items():
+        if name not in methods:
+            raise ValueError(f"fitted holds {name!r}, which is not in methods")
+        missing = sorted(set(range(n_classes)) - set(models))
+        if missing:
+            raise ValueError(
+                f"fitted[{name!r}] must hold a model for every class of the "
+                f"model's {n_classes} outputs; missing classes {missing}"
+            )
+
+
 def _check(
     methods: Sequence[str], seeds: Sequence[int], n_maps: int, masks: Any, n: int
 ) -> None:
@@ -121,7 +167,10 @@ def _concept_metrics(
             rows = ctx.pred == t
             if bool(rows.any()):
                 c = m.contributions(e[rows])[:, 0, :]
-                sig.append(float(M.significant_features(c).float().mean()))
+                positive = c.clamp_min(0).sum(dim=1) > 0  # else m_i = 0: no credit
+                if bool(positive.any()):
+                    counts = M.significant_features(c[positive]).float()
+                    sig.append(float(counts.mean()))
             l0.append(float(M.l0_sparsity(e, as_fraction=True).mean()))
             hoyer.append(float(M.hoyer_sparsity(e).mean()))
             res = M.orthogonality(e, m.weight[0])
@@ -155,7 +204,8 @@ def _concept_map_metrics(
     )
     out: dict[str, float] = {}
     x = ctx.x_maps
-    purity, iou, del_auc, ins_auc = [], [], [], []
+    purity, iou = [], []
+    del_sum = ins_sum = start_sum = 0.0
     kw = {"baseline": ctx.baseline, "n_steps": ctx.n_steps}
     for t, m in models.items():
         maps = sa.attribute(x, target=t)
@@ -164,7 +214,7 @@ def _concept_map_metrics(
             active = assoc.iou.sum(dim=1) > 0
             if bool(active.any()):
                 purity.append(float(assoc.purity[active].mean()))
-                iou.append(float(assoc.iou.max(dim=1).values.mean()))
+                iou.append(float(assoc.iou[active].max(dim=1).values.mean()))
         rows = torch.nonzero(ctx.pred_maps == t).flatten()
         if rows.numel() == 0:
             continue
@@ -179,15 +229,16 @@ def _concept_map_metrics(
         if not bool(keep.any()):
             continue
         xs, ss, ks, s0 = x[rows][keep], sel[keep], top[keep], start[keep]
-        d = M.deletion_curve(xm, xs, ss, ks, **kw).auc / s0
-        i = M.insertion_curve(xm, xs, ss, ks, **kw).auc / s0
-        del_auc += d.tolist()
-        ins_auc += i.tolist()
+        # summed AUCs over summed start values: images where the x-feature is
+        # barely active cannot dominate the ratio
+        del_sum += float(M.deletion_curve(xm, xs, ss, ks, **kw).auc.sum())
+        ins_sum += float(M.insertion_curve(xm, xs, ss, ks, **kw).auc.sum())
+        start_sum += float(s0.sum())
     if purity:
         out["part_purity"], out["part_iou"] = _mean(purity), _mean(iou)
-    if del_auc:
-        out["concept_deletion_auc"] = _mean(del_auc)
-        out["concept_insertion_auc"] = _mean(ins_auc)
+    if start_sum > 0:
+        out["concept_deletion_auc"] = del_sum / start_sum
+        out["concept_insertion_auc"] = ins_sum / start_sum
     start = time.perf_counter()
     tgt = ctx.pred_maps.tolist()
     cls_maps = sa.attribute(x, target=tgt, output="class")[:, 0]
@@ -284,7 +335,9 @@ def compare(
 
     Raises:
         ValueError: on an unknown or repeated method, repeated seeds, bad
-            ``n_maps`` or ``masks`` of the wrong shape.
+            ``n_maps``, ``masks``, ``labels`` or ``relevant_parts``, ``fitted``
+            concepts that miss a class, or NMF on negative activations (all
+            checked before the first fit).
         TypeError: if ``seeds`` are not ints.
 
     Examples::
@@ -295,6 +348,7 @@ def compare(
         >>> print(res.to_markdown(["r2", "top1_agreement", "part_purity"]))
     """
     _check(methods, seeds, n_maps, masks, int(test_inputs.shape[0]))
+    _check_data(labels, masks, relevant_parts, int(test_inputs.shape[0]))
     cfg = config if config is not None else SRAEConfig()
     module = resolve_layer(model, layer)
     was_training = model.training
@@ -303,6 +357,13 @@ def compare(
         kw = {"pooling": cfg.pooling, "batch_size": batch_size}
         z_fit, y_fit = collect_activations(model, module, fit_inputs, **kw)
         z_test, y_test = collect_activations(model, module, test_inputs, **kw)
+        _check_fitted(fitted or {}, methods, int(y_test.shape[1]))
+        if "NMF" in methods and float(z_fit.min()) < 0:
+            raise ValueError(
+                "methods: 'NMF' needs nonnegative activations, but the layer's "
+                f"pooled activations reach {float(z_fit.min()):.3g}; choose a "
+                "layer after a ReLU or leave NMF out of methods"
+            )
         n = min(n_maps, int(test_inputs.shape[0]))
         relevant = None
         if masks is not None:

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from captum_srae._atomic import atomic_directory
+from captum_srae._attribution_maps import scores
 from captum_srae.attribution import SRAEAttribution
 from captum_srae.datasets import PartsData
 from captum_srae.visualization import (
@@ -156,8 +157,8 @@ def write_demo_output(
             explanations.append(
                 ExplanationGridDisplay.from_explanation(ex, images[idx], title=title)
             )
-        e = explainer.concepts(images, target=t)
-        c = explainer.contributions(images, target=t)
+        found = scores(explainer, images, t, None)  # one pass for e and e·v
+        e, c = found["e"], found["c"]
         gallery = ConceptGalleryDisplay(images, maps[t], e, c, k=5).plot()
         gallery.figure_.suptitle(
             f"class {t}: {names[t]} — top 5 held-out images per x-feature",

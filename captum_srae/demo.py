@@ -45,6 +45,7 @@ from captum_srae.attribution import SRAEAttribution
 from captum_srae.config import SRAEConfig
 from captum_srae.datasets import PartsData, make_parts_dataset
 from captum_srae.history import r2_score
+from captum_srae.metrics import relative_rmse, rmse
 from captum_srae.models import accuracy, train_or_load
 from captum_srae.visualization.report import _jsonable
 
@@ -177,22 +178,13 @@ def demo_data(
 _TENSOR_FIELDS = [f for f in dataclasses.fields(PartsData) if f.type == "Tensor"]
 
 
-def _rmse(y: Tensor, y_hat: Tensor) -> float:
-    return float(((y.double() - y_hat.double()) ** 2).mean().sqrt())
+def _pca_baseline(z_fit: Tensor, y_fit: Tensor, z_test: Tensor, k: int) -> Tensor:
+    """Held-out scores of PCA(k) + least squares (the ``"pca"`` baseline)."""
+    from captum_srae.baselines import fit_pca
 
-
-def _pca_baseline(
-    z_fit: Tensor, y_fit: Tensor, z_test: Tensor, k: int
-) -> tuple[Tensor, str]:
-    """Held-out predictions of PCA(k) + linear regression, and its name."""
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import LinearRegression
-    from sklearn.pipeline import make_pipeline
-
-    pipe = make_pipeline(PCA(n_components=k), LinearRegression())
-    pipe.fit(z_fit.double().numpy(), y_fit.double().numpy())
-    pred = torch.from_numpy(pipe.predict(z_test.double().numpy()))
-    return pred, f"PCA ({k} components) + linear regression"
+    pca = fit_pca(z_fit, y_fit, k)
+    with torch.no_grad():
+        return pca.predict(pca.encode(z_test))[:, 0]
 
 
 def part_mass(maps: Tensor, masks: Tensor) -> Tensor:
@@ -200,8 +192,8 @@ def part_mass(maps: Tensor, masks: Tensor) -> Tensor:
 
     ``mass[k, p] = mean_i Σ_{hw∈mask_ip} max(m_ik, 0) / Σ_hw max(m_ik, 0)``
     over the images ``i`` where part ``p`` is present and map ``k`` is not all
-    zero (the relevance-mass accuracy of Arras et al. 2022 per x-feature and
-    part); NaN where no image qualifies.
+    zero: :func:`~captum_srae.metrics.relevance_mass_accuracy` (Arras et al.
+    2022) per x-feature and part; NaN where no image qualifies.
 
     Args:
         maps (Tensor): ``(N, K, H, W)`` heatmaps at the masks' size.
@@ -210,14 +202,19 @@ def part_mass(maps: Tensor, masks: Tensor) -> Tensor:
     Returns:
         *Tensor*: ``(K, P)`` float64.
     """
-    pos = maps.double().clamp_min(0)
-    total = pos.sum(dim=(2, 3))  # (N, K)
-    inside = torch.einsum("nkhw,nphw->nkp", pos, masks.double())
-    share = inside / total.clamp_min(1e-300)[:, :, None]
-    valid = (total > 0)[:, :, None] & masks.flatten(2).any(-1)[:, None, :]
-    count = valid.sum(dim=0)
-    summed = torch.where(valid, share, torch.zeros_like(share)).sum(dim=0)
-    return torch.where(count > 0, summed / count.clamp_min(1), torch.nan)
+    from captum_srae.metrics import relevance_mass_accuracy
+
+    n_maps, n_parts = maps.shape[1], masks.shape[1]
+    return torch.tensor(
+        [
+            [
+                float(relevance_mass_accuracy(maps[:, k], masks[:, p]).score)
+                for p in range(n_parts)
+            ]
+            for k in range(n_maps)
+        ],
+        dtype=torch.float64,
+    )
 
 
 def evaluate_demo(
@@ -265,7 +262,8 @@ def evaluate_demo(
             contrib = srae.contributions(e)[:, 0, :].double()
         xnn_scores.append(pred)
         y = y_test[:, t]
-        base, baseline = _pca_baseline(z_fit, y_fit[:, t], z_test, srae.n_concepts)
+        base = _pca_baseline(z_fit, y_fit[:, t], z_test, srae.n_concepts)
+        baseline = f"PCA ({srae.n_concepts} components) + linear regression"
         mean_abs = contrib.abs().mean(dim=0)
         effect = {
             p: (contrib[presence[:, j]].mean(0) - contrib[~presence[:, j]].mean(0))
@@ -276,11 +274,11 @@ def evaluate_demo(
         classes[names[t]] = {
             "target": t,
             "r2": r2_score(y, pred),
-            "rmse": _rmse(y, pred),
-            "rmse_rel": _rmse(y, pred) / float(y.max() - y.min()),
+            "rmse": float(rmse(pred, y)),
+            "rmse_rel": float(relative_rmse(pred, y)),
             "score_std": float(y.double().std()),
             "baseline_r2": r2_score(y, base),
-            "baseline_rmse": _rmse(y, base),
+            "baseline_rmse": float(rmse(base, y)),
             "bias": float(srae.bias.detach()[0]),
             "share": (mean_abs / mean_abs.sum().clamp_min(1e-12)).tolist(),
             "mean": contrib.mean(dim=0).tolist(),

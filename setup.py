@@ -18,11 +18,11 @@ def find_version() -> str:
     """Read ``__version__`` from the package without importing it."""
     match = re.search(
         r"^__version__\s*=\s*['\"]([^'\"]+)['\"]",
-        read("captum_srae", "__init__.py"),
+        read("captum_srae", "utils", "version.py"),
         re.MULTILINE,
     )
     if match is None:
-        raise RuntimeError("__version__ not found in captum_srae/__init__.py")
+        raise RuntimeError("__version__ not found in captum_srae/utils/version.py")
     return match.group(1)
 
 
@@ -71,7 +71,7 @@ setup(
         "peers": PEERS_REQUIRES,
         "dev": DEV_REQUIRES,
     },
-    entry_points={"console_scripts": ["captum-srae = captum_srae.cli:main"]},
+    entry_points={"console_scripts": ["captum-srae = captum_srae.apps.cli:main"]},
     keywords=["interpretability", "explainability", "captum", "pytorch", "xnn"],
     classifiers=[
         "Development Status :: 3 - Alpha",

@@ -1,4 +1,4 @@
-"""Tests of ``captum_srae.baselines``: oracles for each baseline, the ablation's
+"""Tests of ``captum_srae.evaluation.baselines``: oracles for each baseline, the ablation's
 configuration, the shared interface and use inside ``SRAEAttribution``."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 
 from captum_srae import SRAE, SRAEConfig, fit_srae
 from captum_srae.attribution import SRAEAttribution
-from captum_srae.baselines import (
+from captum_srae.evaluation.baselines import (
     ABLATED_FIELDS,
     BASELINES,
     ConceptModel,

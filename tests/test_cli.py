@@ -1,4 +1,4 @@
-"""Tests of the command line (``captum_srae.cli`` and ``python -m captum_srae``).
+"""Tests of the command line (``captum_srae.apps.cli`` and ``python -m captum_srae``).
 
 The demo itself is replaced by a stub here; ``tests/test_demo.py`` runs it once
 and checks ``main(["demo", ...])`` on its real result.
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import captum_srae
-from captum_srae.cli import build_parser, format_summary, main
+from captum_srae.apps.cli import build_parser, format_summary, main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,7 +97,7 @@ def stub_demo(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         summary["out"] = kwargs["out"]
         return summary
 
-    monkeypatch.setattr("captum_srae.demo.run_demo", run_demo)
+    monkeypatch.setattr("captum_srae.apps.demo.run_demo", run_demo)
     return calls
 
 
@@ -202,7 +202,7 @@ def test_library_errors_are_messages(
     def run_demo(**kwargs: Any) -> dict[str, Any]:
         raise error
 
-    monkeypatch.setattr("captum_srae.demo.run_demo", run_demo)
+    monkeypatch.setattr("captum_srae.apps.demo.run_demo", run_demo)
     assert main(["demo", "--quick"]) == code
     captured = capsys.readouterr()
     assert captured.out == ""

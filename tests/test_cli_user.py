@@ -26,8 +26,8 @@ import torch
 from PIL import Image
 
 from captum_srae import SRAEAttribution
-from captum_srae._cli import common
-from captum_srae.cli import main
+from captum_srae.apps.cli import main
+from captum_srae.apps.commands import common
 from captum_srae.datasets.folders import image_folder_dataset
 
 MODULE = "srae_cli_tiny_models"
@@ -493,7 +493,7 @@ def test_help_has_examples() -> None:
 
 # ------------------------------------------------------------------- helpers
 def test_faithfulness_hand_computed() -> None:
-    from captum_srae._cli.report import faithfulness
+    from captum_srae.apps.commands.report import faithfulness
 
     y = torch.tensor([1.0, 2.0, 3.0])
     f = faithfulness(y, torch.tensor([1.0, 2.0, 4.0]))

@@ -1,4 +1,4 @@
-"""Tests of :mod:`captum_srae.compare`: the comparison call and its table.
+"""Tests of :mod:`captum_srae.evaluation.compare`: the comparison call and its table.
 
 The comparison runs once on tiny settings (a 4-channel parts CNN trained for
 one epoch on 32x32 images, XNNs of a few epochs), in a module-scoped fixture;
@@ -19,17 +19,17 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam
 
 from captum_srae import collect_activations
-from captum_srae.cli import main
-from captum_srae.compare import (
+from captum_srae.apps.cli import main
+from captum_srae.apps.parts_comparison import PARTS_SETTINGS
+from captum_srae.datasets import make_parts_dataset
+from captum_srae.datasets.models import train_or_load
+from captum_srae.evaluation.compare import (
     CONCEPT_METHODS,
     METRIC_INFO,
     ComparisonResult,
     compare,
 )
-from captum_srae.compare.parts import PARTS_SETTINGS
-from captum_srae.datasets import make_parts_dataset
-from captum_srae.metrics import deletion_curve, pointing_game
-from captum_srae.models import train_or_load
+from captum_srae.evaluation.metrics import deletion_curve, pointing_game
 
 TINY = PARTS_SETTINGS["tiny"]  # the settings of `captum-srae compare --tiny`
 TINY_CNN = {**TINY.cnn, "show_progress": False}
@@ -196,7 +196,7 @@ def test_bad_arguments(
 def test_nmf_on_negative_activations_fails_before_any_fit(
     setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import captum_srae.compare._run as run
+    import captum_srae.evaluation.compare.runner as run
 
     fits: list[str] = []
     monkeypatch.setattr(run, "fit_concepts", lambda name, *a: fits.append(name))
@@ -252,16 +252,16 @@ def test_result_round_trips_through_its_dict(setup: dict[str, Any]) -> None:
 
 
 def test_parts_settings_use_the_demo_config() -> None:
-    from captum_srae.compare.parts import PARTS_SETTINGS
-    from captum_srae.demo import DEMO_CONFIG
+    from captum_srae.apps.demo import DEMO_CONFIG
+    from captum_srae.apps.parts_comparison import PARTS_SETTINGS
 
     assert PARTS_SETTINGS["full"].config == DEMO_CONFIG
     assert PARTS_SETTINGS["quick"].config == DEMO_CONFIG
 
 
 def test_stability_pairs_of_seeds() -> None:
-    from captum_srae.compare._run import _stability
-    from captum_srae.metrics import match_features
+    from captum_srae.evaluation.compare.runner import _stability
+    from captum_srae.evaluation.metrics import match_features
 
     g = torch.Generator().manual_seed(0)
     fits = [{0: torch.rand(50, 3, generator=g)} for _ in range(3)]

@@ -1,7 +1,7 @@
 """Tests of the demo: the procedural data, the CNN and the demo run.
 
-The data set is in ``captum_srae.datasets``, the CNN in ``captum_srae.models``
-and the pipeline in ``captum_srae.demo``.
+The data set is in ``captum_srae.datasets``, the CNN in ``captum_srae.datasets.models``
+and the pipeline in ``captum_srae.apps.demo``.
 
 The end-to-end demo (quick mode) runs once, in a module-scoped fixture.
 """
@@ -19,16 +19,21 @@ import pytest
 import torch
 
 from captum_srae import SRAEAttribution, r2_score
-from captum_srae.cli import main
-from captum_srae.datasets import make_parts_dataset, make_shapes_dataset
-from captum_srae.demo import (
+from captum_srae.apps.cli import main
+from captum_srae.apps.demo import (
     QUICK,
     TEST_SEED_OFFSET,
     demo_data,
     part_mass,
     run_demo,
 )
-from captum_srae.models import SmallCNN, accuracy, train_classifier, train_or_load
+from captum_srae.datasets import make_parts_dataset, make_shapes_dataset
+from captum_srae.datasets.models import (
+    SmallCNN,
+    accuracy,
+    train_classifier,
+    train_or_load,
+)
 from captum_srae.visualization.report import _jsonable
 
 
@@ -346,7 +351,7 @@ def test_cli_demo_prints_table(
         calls.append(kwargs)
         return summary
 
-    monkeypatch.setattr("captum_srae.demo.run_demo", fake_run_demo)
+    monkeypatch.setattr("captum_srae.apps.demo.run_demo", fake_run_demo)
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--no-progress", "--out", str(out)]) == 0
     assert calls == [

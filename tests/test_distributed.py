@@ -14,7 +14,7 @@ from helpers import three_factor_problem
 from torch import nn
 
 from captum_srae import SRAEConfig, collect_activations, fit_srae
-from captum_srae.distributed import (
+from captum_srae.training.distributed import (
     collect_activations_distributed,
     fit_srae_distributed,
 )

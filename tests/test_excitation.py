@@ -1,4 +1,4 @@
-"""Tests of ``captum_srae.excitation`` against a literal per-layer implementation."""
+"""Tests of ``captum_srae.attribution.excitation`` against a literal per-layer implementation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet18
 
 from captum_srae import SRAE, SRAEConfig
-from captum_srae.excitation import (
+from captum_srae.attribution.excitation import (
     encoder_excitation,
     excitation_maps,
     excitation_rule,

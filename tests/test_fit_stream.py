@@ -15,14 +15,13 @@ import torch.multiprocessing as mp
 from helpers import holdout_split, three_factor_problem
 
 from captum_srae import SRAEConfig, fit_srae
-from captum_srae import _fit_steps as steps
-from captum_srae._fit_stream import _fit_store
-from captum_srae._fit_stream import _init_predictor as stream_init_predictor
-from captum_srae._stream_split import _StreamSplit
-from captum_srae.distributed import fit_srae_distributed
-from captum_srae.model import SRAE
-from captum_srae.store import ActivationStore, write_activations_to_disk
-from captum_srae.training import fit_srae_streaming
+from captum_srae.activations.store import ActivationStore, write_activations_to_disk
+from captum_srae.core.model import SRAE
+from captum_srae.training import fit_srae_streaming, steps
+from captum_srae.training.distributed import fit_srae_distributed
+from captum_srae.training.stream_split import _StreamSplit
+from captum_srae.training.streaming import _fit_store
+from captum_srae.training.streaming import _init_predictor as stream_init_predictor
 
 TINY = SRAEConfig(
     n_concepts=3,

@@ -1,4 +1,4 @@
-"""Tests of ``captum_srae.heatmaps``: Grad-CAM closed form and the generic path."""
+"""Tests of ``captum_srae.attribution.heatmaps``: Grad-CAM closed form and the generic path."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from captum.attr import IntegratedGradients, LayerGradCam, Saliency
 from torch import Tensor, nn
 
 from captum_srae import SRAE, SRAEConfig
-from captum_srae.heatmaps import (
+from captum_srae.attribution.heatmaps import (
     XFeatureModel,
     captum_maps,
     capture_layers,

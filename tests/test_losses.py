@@ -15,7 +15,7 @@ from helpers import (
 )
 
 from captum_srae import SRAEConfig
-from captum_srae.losses import (
+from captum_srae.core.losses import (
     faithfulness_loss,
     mse_reconstruction_loss,
     pull_away,

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from captum_srae import models
-from captum_srae._cache import CACHE_ENV, cache_key, resolve_cache_dir
-from captum_srae.models import PartsCNN, load_torchvision_model, train_or_load
+from captum_srae.datasets.models import PartsCNN, load_torchvision_model, train_or_load
+from captum_srae.utils.cache import CACHE_ENV, cache_key, resolve_cache_dir
 
 TINY = {"n_train": 32, "epochs": 1, "width": 4, "size": 32, "show_progress": False}
 

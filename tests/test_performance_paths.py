@@ -18,9 +18,9 @@ from captum.attr import (
 from torch import Tensor, nn
 
 from captum_srae import SRAE, SRAEAttribution, SRAEConfig
-from captum_srae._fit_steps import _batches
-from captum_srae._shared_forward import SharedCopies, copies_identical
-from captum_srae.heatmaps import XFeatureModel, captum_maps, capture_layers
+from captum_srae.attribution.heatmaps import XFeatureModel, captum_maps, capture_layers
+from captum_srae.attribution.shared_forward import SharedCopies, copies_identical
+from captum_srae.training.steps import _batches
 
 
 class Counter(nn.Module):
@@ -243,7 +243,7 @@ def test_batched_maps_on_cuda_equal_cpu() -> None:
 def test_epoch_samples_bounds_each_epoch_and_keeps_quality(monkeypatch) -> None:
     from helpers import three_factor_problem
 
-    import captum_srae._fit_steps as steps
+    import captum_srae.training.steps as steps
     from captum_srae import fit_srae
 
     seen: list[int] = []

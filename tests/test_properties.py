@@ -21,9 +21,9 @@ from torch import nn
 
 from captum_srae import SRAE, SRAEConfig, fit_srae
 from captum_srae.activations import collect_activations, pool_activations
+from captum_srae.apps.cli import main
 from captum_srae.attribution import SRAEAttribution
-from captum_srae.cli import main
-from captum_srae.serialization import load_srae, save_srae
+from captum_srae.core.serialization import load_srae, save_srae
 
 CASES: collections.Counter[str] = collections.Counter()
 OUTCOMES: collections.Counter[str] = collections.Counter()

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import captum_srae._fit_steps as steps
+import captum_srae.training.steps as steps
 from captum_srae import SRAEConfig, fit_srae
-from captum_srae._checkpoint import FOLDER, STATE_FILE, TENSOR_FILE
 from captum_srae.training import TrainingDivergedError
+from captum_srae.training.checkpoint import FOLDER, STATE_FILE, TENSOR_FILE
 
 # Two re-tuning rounds (the rule is strict) so resume crosses a round boundary.
 TINY = SRAEConfig(
@@ -335,7 +335,7 @@ def test_killed_process_resumes_from_its_checkpoint(tmp_path):
 def test_interrupt_while_saving_a_checkpoint_keeps_the_previous_one(
     monkeypatch, tmp_path, reference
 ):
-    import captum_srae._checkpoint as ckpt_mod
+    import captum_srae.training.checkpoint as ckpt_mod
 
     z, y = _data()
     real = ckpt_mod.atomic_directory

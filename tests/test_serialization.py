@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tests of safe SRAE persistence (captum_srae.serialization and _atomic)."""
+"""Tests of safe SRAE persistence (captum_srae.core.serialization and utils.atomic)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ import safetensors.torch
 import torch
 
 import captum_srae
-from captum_srae import SRAE, SRAEConfig, _atomic, serialization
-from captum_srae.serialization import (
+from captum_srae import SRAE, SRAEConfig
+from captum_srae.core import serialization
+from captum_srae.core.serialization import (
     FORMAT_VERSION,
     SRAEFormatError,
     load_srae,
     save_srae,
     sha256_bytes,
 )
+from captum_srae.utils import atomic as _atomic
 
 CONFIG = SRAEConfig(n_concepts=3, hidden_sizes=(8, 4))
 

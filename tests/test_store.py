@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from captum_srae import collect_activations
-from captum_srae.store import ActivationStore, collect_activations_to_disk
+from captum_srae.activations.store import ActivationStore, collect_activations_to_disk
 
 
 def small_net() -> nn.Sequential:
@@ -125,7 +125,7 @@ def test_cuda_collection_matches_cpu(tmp_path) -> None:
 
 
 def test_written_activations_read_back_in_shards(tmp_path) -> None:
-    from captum_srae.store import write_activations_to_disk
+    from captum_srae.activations.store import write_activations_to_disk
 
     z = torch.randn(23, 3, generator=torch.Generator().manual_seed(4))
     y = z[:, 0] * 2 + 1

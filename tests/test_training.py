@@ -13,7 +13,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import r2_score as sk_r2
 
-import captum_srae._fit_steps as steps
+import captum_srae.training.steps as steps
 from captum_srae import SRAE, SRAEConfig, acceptance, fit_srae, r2_score
 
 # Small problems with a tiny network often fail the acceptance rule; the

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from captum_srae.datasets._common import check_generator_args
+from captum_srae.datasets.checks import check_generator_args
 
 __all__ = [
     "CLASS_NAMES",

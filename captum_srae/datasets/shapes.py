@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from captum_srae.datasets._common import check_generator_args
+from captum_srae.datasets.checks import check_generator_args
 
 __all__ = ["make_shapes_dataset"]
 
@@ -52,7 +52,7 @@ def make_shapes_dataset(
     (lengths are for ``size=32`` and scale with ``size``). Positions, sizes
     and colours are random; the two parts never touch each other and are drawn
     above the distractors. The label is ``2 * has_disc + has_bar`` (see
-    :data:`captum_srae.demo.CLASS_NAMES`), so a classifier must detect both
+    :data:`captum_srae.apps.demo.CLASS_NAMES`), so a classifier must detect both
     parts, and tell them from the distractors.
 
     The images are drawn with vectorised tensor operations (thousands per

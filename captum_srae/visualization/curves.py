@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from captum_srae.visualization import render
-from captum_srae.visualization._base import Display, new_axes
+from captum_srae.visualization.base import Display, new_axes
 
 __all__ = ["FaithfulnessDisplay", "TrainingCurvesDisplay"]
 

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from captum_srae.visualization import render
-from captum_srae.visualization._base import Display, draw_heatmap, draw_image
-from captum_srae.visualization._base import new_axes as _new_axes
+from captum_srae.visualization.base import Display, draw_heatmap, draw_image
+from captum_srae.visualization.base import new_axes as _new_axes
 
 __all__ = ["ConceptGalleryDisplay", "ExplanationDisplay", "ExplanationGridDisplay"]
 

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from captum_srae.utils.stats import r2_score
+
 __all__ = [
     "WARM",
     "COOL",
@@ -304,9 +306,8 @@ def _framed(tile: FloatArray, colour: Sequence[float], border: int) -> FloatArra
 
 def r2(y: Any, y_hat: Any) -> float:
     """Coefficient of determination of ``y_hat`` against ``y`` (NaN if < 2)."""
-    from sklearn.metrics import r2_score
-
-    a, b = to_numpy(y).ravel(), to_numpy(y_hat).ravel()
+    a = to_numpy(y).ravel().astype(np.float64)
+    b = to_numpy(y_hat).ravel().astype(np.float64)
     if a.size < 2:
         return float("nan")
-    return float(r2_score(a, b))
+    return r2_score(a, b)

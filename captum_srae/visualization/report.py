@@ -5,7 +5,7 @@ r"""A self-contained HTML report of an SRAE explanation.
 relative ``<img>`` links, no script and no external asset), one PNG per figure
 and ``metrics.json``. It opens in a browser from disk, without a server. The
 folder is built next to its final place and swapped in atomically
-(:func:`captum_srae._atomic.atomic_directory`), so a reader never sees a
+(:func:`captum_srae.utils.atomic.atomic_directory`), so a reader never sees a
 half-written report.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from captum_srae._atomic import atomic_directory
+from captum_srae.utils.atomic import atomic_directory
 
 __all__ = ["write_report"]
 

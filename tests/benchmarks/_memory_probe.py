@@ -14,8 +14,8 @@ import sys
 import torch
 
 from captum_srae import collect_activations
-from captum_srae.models import SmallCNN
-from captum_srae.store import collect_activations_to_disk
+from captum_srae.activations.store import collect_activations_to_disk
+from captum_srae.datasets.models import SmallCNN
 
 
 def batches(n: int, size: int = 250):

@@ -15,8 +15,8 @@ from _interleave import interleaved  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset
 
 from captum_srae import collect_activations
-from captum_srae.models import SmallCNN
-from captum_srae.store import collect_activations_to_disk
+from captum_srae.activations.store import collect_activations_to_disk
+from captum_srae.datasets.models import SmallCNN
 
 N_IMAGES = 4096
 

@@ -9,7 +9,7 @@ from _interleave import interleaved  # noqa: E402
 from captum.attr import IntegratedGradients, LayerGradCam
 
 from captum_srae import SRAE, SRAEAttribution, SRAEConfig
-from captum_srae.heatmaps import XFeatureModel, captum_maps
+from captum_srae.attribution.heatmaps import XFeatureModel, captum_maps
 
 torchvision = pytest.importorskip("torchvision")
 

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from captum_srae.metrics import hoyer_sparsity, l0_sparsity, significant_features
+from captum_srae.evaluation.metrics import (
+    hoyer_sparsity,
+    l0_sparsity,
+    significant_features,
+)
 
 
 def oracle_significant(c: np.ndarray, fraction: float) -> list[int]:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from captum_srae.datasets import make_parts_dataset
-from captum_srae.metrics import (
+from captum_srae.evaluation.metrics import (
     part_association,
     pointing_game,
     relevance_mass_accuracy,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from captum_srae.losses import pull_away_loss
-from captum_srae.metrics import (
+from captum_srae.core.losses import pull_away_loss
+from captum_srae.evaluation.metrics import (
     correlation_offdiag_norm,
     feature_cosine,
     orthogonality,

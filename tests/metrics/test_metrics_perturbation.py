@@ -9,8 +9,12 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from captum_srae import SRAE, SRAEConfig
-from captum_srae.heatmaps import XFeatureModel
-from captum_srae.metrics import deletion_curve, insertion_curve, make_baseline
+from captum_srae.attribution.heatmaps import XFeatureModel
+from captum_srae.evaluation.metrics import (
+    deletion_curve,
+    insertion_curve,
+    make_baseline,
+)
 
 
 class PixelLinear(nn.Module):

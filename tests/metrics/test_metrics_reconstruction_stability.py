@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from captum_srae.metrics import match_features, partial_reconstruction, per_dimension_r2
+from captum_srae.evaluation.metrics import (
+    match_features,
+    partial_reconstruction,
+    per_dimension_r2,
+)
 
 
 def test_per_dimension_r2_matches_loop_oracle():

@@ -7,7 +7,7 @@ import torch
 from captum.attr import Saliency
 from torch import nn
 
-from captum_srae.metrics import (
+from captum_srae.evaluation.metrics import (
     attribution_infidelity,
     attribution_sensitivity,
     gaussian_perturbation,
@@ -95,8 +95,8 @@ def test_wrappers_run_on_srae_attribution():
     the concept-level model: shapes and finite values."""
     from captum_srae import SRAE, SRAEConfig
     from captum_srae.attribution import SRAEAttribution
-    from captum_srae.heatmaps import XFeatureModel
-    from captum_srae.metrics import deletion_curve
+    from captum_srae.attribution.heatmaps import XFeatureModel
+    from captum_srae.evaluation.metrics import deletion_curve
 
     torch.manual_seed(5)
     net = nn.Sequential(

@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Hyperparameters of the explanation network and its training: :class:`SRAEConfig`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any, Literal
+
+PullAwayAxis = Literal["images", "features"]
+Reconstruction = Literal["log", "mse"]
+Pooling = Literal["avg", "flatten"]
+
+_PRESETS = ("default", "qi2021")
+
+
+@dataclasses.dataclass(frozen=True)
+class SRAEConfig:
+    r"""Every hyperparameter of an SRAE explanation network and of its training.
+
+    Two named presets exist (:meth:`preset`):
+
+    - ``"default"`` (the dataclass defaults): the architecture, reconstruction
+      penalty, pull-away term and training schedule of Qi, Khorram and Li, plus
+      standardisation of the activations and of the explained scores and a
+      prediction weight of 50. The authors' weights (1, 10, 10) were tuned for
+      raw logits spanning tens; on scores of smaller range the reconstruction and
+      pull-away terms dominate and faithfulness collapses. Standardising both
+      sides makes the balance of the three terms independent of the units of
+      the model, so one set of weights works for any layer and any score scale.
+    - ``"qi2021"``: the authors' values exactly (no standardisation,
+      ``alpha_pred=1, alpha_rec=10, alpha_pt=10``).
+
+    Args:
+        n_concepts (int): Number of x-features ``n``. Default: 5
+        hidden_sizes (tuple[int, int]): Widths of the two hidden layers of the
+            encoder (mirrored in the decoder). Default: (800, 100)
+        dropout (float): Dropout after the first encoder layer. Default: 0.02
+        q (float): Scale inside the sparse reconstruction log penalty
+            ``log(1 + q * mse_d)``. Default: 100
+        alpha_pred (float): Weight of the faithfulness (prediction) loss.
+            Default: 50
+        alpha_rec (float): Weight of the reconstruction loss. Default: 10
+        alpha_pt (float): Weight of the pull-away term. Default: 10
+        pull_away_axis (str): ``"images"`` (rows of the x-feature matrix, the
+            authors' code) or ``"features"`` (its columns). Default: "images"
+        v_weighting (bool): Apply the pull-away term to ``e * v_c`` (summed over
+            outputs ``c``) instead of ``e``. Default: True
+        nonnegative (bool): End the encoder with a ReLU so that x-features are
+            nonnegative. Default: True
+        reconstruction (str): ``"log"`` (sparse reconstruction) or ``"mse"``
+            (plain autoencoder, the ablation). Default: "log"
+        pooling (str): How a spatial layer output becomes the vector ``z``:
+            ``"avg"`` (global average pooling) or ``"flatten"``. Default: "avg"
+        standardize (bool): Standardise activations (per dimension) and scores
+            (per output) on the training split before fitting; the fitted model
+            still maps raw activations to raw scores. Default: True
+        decoder_relu (bool or None): End the decoder with a ReLU. ``None``
+            decides from the data: on when every training activation is
+            nonnegative. Default: None
+        lr (float): Adam learning rate of every stage. Default: 1e-3
+        weight_decay (float): Adam weight decay of fine-tuning. Default: 1e-4
+        lr_step_epochs (int): Multiply the learning rate by ``lr_gamma`` every
+            this many fine-tuning epochs. Default: 40
+        lr_gamma (float): Learning-rate decay factor. Default: 0.1
+        batch_size (int): Mini-batch size of every stage. Default: 50
+        pretrain_epochs (int): Epochs of each layer-wise pretraining
+            autoencoder; 0 skips pretraining. Default: 5
+        max_epochs (int): Upper bound on fine-tuning epochs per round.
+            Default: 100
+        patience (int): Epochs without improvement of the held-out
+            faithfulness that count as a plateau. On a plateau the learning
+            rate steps early (from the best weights so far) while fewer than
+            ``max_lr_decays`` steps were taken; otherwise fine-tuning stops.
+            Default: 10
+        max_lr_decays (int): Learning-rate steps (scheduled or on a plateau)
+            after which a plateau stops fine-tuning. Default: 2
+        val_fraction (float): Fraction of samples held out for early stopping
+            and for reporting faithfulness. Default: 0.2
+        retune_rounds (int): Maximum number of training rounds of the automatic
+            re-tuning loop (1 disables re-tuning, and the warning when the
+            acceptance rule fails). Default: 5
+        retune_min_positive (int): Acceptance rule: at least this many
+            x-features with a positive mean contribution. Default: 2
+        retune_min_ratio (float): Acceptance rule: the second largest mean
+            contribution is at least this fraction of the largest. Default: 0.3
+        retune_rec_factor (float): Factor on ``alpha_rec`` after a rejected
+            round. Default: 1.2
+        retune_pt_factor (float): Factor on ``alpha_pt`` after a rejected round.
+            Default: 0.8
+        revive_dead (bool): Keep every x-feature alive: centre the biases of
+            each pretraining encoder layer on the median of its pre-activations
+            (so each unit starts active on half of the data), and re-centre an
+            x-feature that is inactive on every training sample after
+            pretraining and after each fine-tuning epoch (a dead ReLU unit gets
+            no gradient and never recovers). Not in the authors' code; it
+            prevents the dead x-features of method.md 4.7. Default: True
+        seed (int): Seed of initialisation, dropout, shuffling and the split.
+            Default: 0
+        epoch_samples (int or None): Work per epoch on large data sets: each
+            pretraining and fine-tuning epoch trains on this many training
+            samples, drawn afresh (without replacement) every epoch, and the
+            dead-x-feature check after each epoch looks at a fixed random
+            subset of this many training samples. ``None`` uses every
+            training sample each epoch. With ``N`` in the tens of thousands a
+            cap such as 4000 makes an epoch a fixed amount of work while early
+            stopping still watches the whole held-out split (see the
+            Performance page of the docs). Default: None
+        nan_retries (int): Training-fault budget: when an epoch (of
+            pretraining or fine-tuning) produces a NaN/Inf loss or weights, the
+            state at the start of the epoch is restored and the epoch is run
+            again with the learning rate times 0.1, at most this many times in
+            a row; then :class:`~captum_srae.training.history.TrainingDivergedError` is
+            raised. 0 raises at the first fault. Default: 3
+
+    Examples::
+
+        >>> from captum_srae import SRAEConfig
+        >>> cfg = SRAEConfig(n_concepts=8)
+        >>> SRAEConfig.from_dict(cfg.to_dict()) == cfg
+        True
+        >>> SRAEConfig.preset("qi2021").alpha_pred
+        1.0
+    """
+
+    n_concepts: int = 5
+    hidden_sizes: tuple[int, int] = (800, 100)
+    dropout: float = 0.02
+    q: float = 100.0
+    alpha_pred: float = 50.0
+    alpha_rec: float = 10.0
+    alpha_pt: float = 10.0
+    pull_away_axis: PullAwayAxis = "images"
+    v_weighting: bool = True
+    nonnegative: bool = True
+    reconstruction: Reconstruction = "log"
+    pooling: Pooling = "avg"
+    standardize: bool = True
+    decoder_relu: bool | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_step_epochs: int = 40
+    lr_gamma: float = 0.1
+    batch_size: int = 50
+    pretrain_epochs: int = 5
+    max_epochs: int = 100
+    patience: int = 10
+    max_lr_decays: int = 2
+    val_fraction: float = 0.2
+    retune_rounds: int = 5
+    retune_min_positive: int = 2
+    retune_min_ratio: float = 0.3
+    retune_rec_factor: float = 1.2
+    retune_pt_factor: float = 0.8
+    revive_dead: bool = True
+    seed: int = 0
+    nan_retries: int = 3
+    epoch_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        hs = self.hidden_sizes
+        if isinstance(hs, list):
+            object.__setattr__(self, "hidden_sizes", tuple(hs))
+            hs = self.hidden_sizes
+        if not (
+            isinstance(hs, tuple)
+            and len(hs) == 2
+            and all(_is_int(h) and h > 0 for h in hs)
+        ):
+            raise ValueError(
+                f"hidden_sizes must be two positive integers, got {self.hidden_sizes!r}"
+            )
+        for name in (
+            "n_concepts",
+            "lr_step_epochs",
+            "batch_size",
+            "max_epochs",
+            "patience",
+            "retune_rounds",
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in (
+            "pretrain_epochs",
+            "retune_min_positive",
+            "max_lr_decays",
+            "seed",
+            "nan_retries",
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 0:
+                raise ValueError(f"{name} must be a nonnegative integer, got {value!r}")
+        for name in ("q", "lr", "lr_gamma", "retune_rec_factor", "retune_pt_factor"):
+            value = getattr(self, name)
+            if not _is_number(value) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        for name in ("alpha_pred", "alpha_rec", "alpha_pt", "weight_decay"):
+            value = getattr(self, name)
+            if not _is_number(value) or not value >= 0:
+                raise ValueError(f"{name} must be a nonnegative number, got {value!r}")
+        if not _is_number(self.dropout) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not _is_number(self.val_fraction) or not 0 < self.val_fraction < 1:
+            raise ValueError(
+                f"val_fraction must be in (0, 1), got {self.val_fraction!r}"
+            )
+        if not _is_number(self.retune_min_ratio) or not self.retune_min_ratio >= 0:
+            raise ValueError(
+                "retune_min_ratio must be a nonnegative number, "
+                f"got {self.retune_min_ratio!r}"
+            )
+        if self.epoch_samples is not None and (
+            not _is_int(self.epoch_samples) or self.epoch_samples < 1
+        ):
+            raise ValueError(
+                "epoch_samples must be a positive integer or None, "
+                f"got {self.epoch_samples!r}"
+            )
+        _check_choice("pull_away_axis", self.pull_away_axis, ("images", "features"))
+        _check_choice("reconstruction", self.reconstruction, ("log", "mse"))
+        _check_choice("pooling", self.pooling, ("avg", "flatten"))
+        for name in ("v_weighting", "nonnegative", "standardize", "revive_dead"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.decoder_relu is not None and not isinstance(self.decoder_relu, bool):
+            raise TypeError(
+                f"decoder_relu must be a bool or None, got {self.decoder_relu!r}"
+            )
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> SRAEConfig:
+        r"""Build a named preset, optionally overriding some fields.
+
+        Args:
+            name (str): ``"default"`` or ``"qi2021"`` (the authors' values:
+                no standardisation, ``alpha_pred=1, alpha_rec=10, alpha_pt=10``).
+            **overrides: Fields to change in the preset.
+
+        Returns:
+            *SRAEConfig*: the configuration.
+        """
+        if name == "default":
+            base = cls()
+        elif name == "qi2021":
+            base = cls(alpha_pred=1.0, alpha_rec=10.0, alpha_pt=10.0, standardize=False)
+        else:
+            raise ValueError(f"name must be one of {_PRESETS}, got {name!r}")
+        return base.replace(**overrides) if overrides else base
+
+    def replace(self, **changes: Any) -> SRAEConfig:
+        """Return a copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary of every field."""
+        out = dataclasses.asdict(self)
+        out["hidden_sizes"] = list(self.hidden_sizes)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SRAEConfig:
+        """Build a configuration from :meth:`to_dict` output.
+
+        Raises:
+            TypeError: if ``data`` is not a mapping.
+            ValueError: if it holds unknown fields or invalid values.
+        """
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"data has unknown SRAEConfig fields: {unknown}")
+        kwargs = dict(data)
+        if "hidden_sizes" in kwargs and isinstance(kwargs["hidden_sizes"], list):
+            kwargs["hidden_sizes"] = tuple(kwargs["hidden_sizes"])
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        """Return the configuration as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")

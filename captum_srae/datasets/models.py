@@ -1,0 +1,463 @@
+"""Small image classifiers, their training loop and cache, and torchvision models.
+
+:class:`SmallCNN` classifies the images of
+:func:`~captum_srae.datasets.make_shapes_dataset` and :class:`PartsCNN` those
+of :func:`~captum_srae.datasets.make_parts_dataset`; :func:`train_classifier`
+trains either with Adam and a cosine learning-rate schedule, reproducibly for
+a given seed, and :func:`accuracy` evaluates it. :func:`train_or_load` trains
+a :class:`PartsCNN` once and caches its weights in the user's cache folder,
+so that later runs load them instantly. :func:`load_torchvision_model` builds
+a torchvision architecture by name with a user's weights file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from captum_srae.utils.atomic import atomic_write_bytes
+from captum_srae.utils.cache import cache_key, resolve_cache_dir
+
+__all__ = [
+    "PartsCNN",
+    "SmallCNN",
+    "accuracy",
+    "load_torchvision_model",
+    "train_classifier",
+    "train_or_load",
+]
+
+
+class SmallCNN(nn.Module):
+    r"""A small CNN (25,796 parameters) for the images of the demo.
+
+    It classifies the images of
+    :func:`~captum_srae.datasets.make_shapes_dataset` with three convolutional
+    blocks, a global average pooling and a small MLP head:
+
+    - ``conv1``: ``Conv2d(3, 16, 3) -> ReLU -> MaxPool2d(2)``;
+    - ``conv2``: ``Conv2d(16, 32, 3) -> ReLU -> MaxPool2d(2)``;
+    - ``conv3``: ``Conv2d(32, 64, 3) -> ReLU``, the layer the demo explains;
+    - ``pool``: ``AdaptiveAvgPool2d(1)``;
+    - ``fc``: ``Linear(64, 32) -> ReLU -> Linear(32, n_classes)``.
+
+    (Widths for ``width=16``.) Because of the hidden layer of ``fc``, a class
+    score is a nonlinear function of the pooled ``conv3`` activations, as it
+    is for a layer deeper inside a large network.
+
+    Args:
+        n_classes (int, optional): Number of outputs. Default: 4
+        width (int, optional): Channels of ``conv1``; ``conv2`` and ``conv3``
+            have twice and four times as many, the hidden layer of ``fc``
+            twice as many. Default: 16
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_srae.datasets.models import SmallCNN
+        >>> SmallCNN()(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, n_classes: int = 4, width: int = 16) -> None:
+        super().__init__()
+        w = width
+        self.conv1 = nn.Sequential(
+            nn.Conv2d(3, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        )
+        self.conv2 = nn.Sequential(
+            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        )
+        self.conv3 = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Linear(4 * w, 2 * w), nn.ReLU(), nn.Linear(2 * w, n_classes)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class scores (logits) ``(N, n_classes)`` of images ``(N, 3, H, W)``."""
+        h = self.conv3(self.conv2(self.conv1(x)))
+        return self.fc(self.pool(h).flatten(1))
+
+
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 500) -> float:
+    """Fraction of ``x`` that ``model`` (in eval mode, no grad) classifies as ``y``.
+
+    The model's ``training`` flag is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, x.shape[0], batch_size):
+            pred = model(x[i : i + batch_size]).argmax(dim=1)
+            correct += int((pred == y[i : i + batch_size]).sum())
+    model.train(was_training)
+    return correct / x.shape[0]
+
+
+def train_classifier(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    epochs: int,
+    seed: int = 0,
+    show_progress: bool = True,
+    *,
+    lr: float = 5e-3,
+    batch_size: int = 64,
+) -> float:
+    r"""Train ``model`` on ``(x, y)`` with Adam and the cross-entropy loss.
+
+    Mini-batches of ``batch_size`` are shuffled by a ``torch.Generator`` seeded
+    with ``seed``; the learning rate follows a cosine schedule from ``lr`` to
+    zero over all steps. The model is trained in place and left in eval mode.
+
+    Args:
+        model (nn.Module): The classifier, returning ``(N, C)`` logits.
+        x (Tensor): Training images ``(N, ...)``.
+        y (Tensor): Integer labels ``(N,)``.
+        epochs (int): Passes over the data, at least 1.
+        seed (int, optional): Seed of the shuffling. Default: 0
+        show_progress (bool, optional): Show a ``tqdm`` bar over the epochs.
+            Default: True
+        lr (float, optional): Initial learning rate. Default: 5e-3
+        batch_size (int, optional): Mini-batch size. Default: 64
+
+    Returns:
+        float: the **training** accuracy after the last epoch (measured in eval
+        mode on all of ``(x, y)``); evaluate held-out data with
+        :func:`accuracy`.
+
+    Raises:
+        ValueError: if ``epochs < 1``, ``batch_size < 1`` or ``x`` and ``y``
+            differ in length.
+
+    Examples::
+
+        >>> from captum_srae.datasets import make_shapes_dataset
+        >>> from captum_srae.datasets.models import SmallCNN, train_classifier
+        >>> x, y = make_shapes_dataset(256)
+        >>> acc = train_classifier(SmallCNN(), x, y, epochs=1, show_progress=False)
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}"
+        )
+    gen = torch.Generator().manual_seed(seed)
+    steps = epochs * -(-x.shape[0] // batch_size)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    bar = tqdm(range(epochs), desc="Training CNN", disable=not show_progress)
+    for _ in bar:
+        total, correct = 0.0, 0
+        for idx in torch.randperm(x.shape[0], generator=gen).split(batch_size):
+            logits = model(x[idx])
+            loss = loss_fn(logits, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * idx.numel()
+            correct += int((logits.argmax(dim=1) == y[idx]).sum())
+        bar.set_postfix(
+            loss=f"{total / x.shape[0]:.3f}", acc=f"{correct / x.shape[0]:.3f}"
+        )
+    bar.close()
+    model.eval()
+    return accuracy(model, x, y)
+
+
+class PartsCNN(nn.Module):
+    r"""A small CNN for the 64×64 images of the parts data set.
+
+    Four convolutional blocks, a global average pooling and a small MLP head:
+
+    - ``conv1``: ``Conv2d(3, w, 3) -> BatchNorm2d -> ReLU -> MaxPool2d(2)``;
+    - ``conv2``: ``Conv2d(w, 2w, 3) -> BatchNorm2d -> ReLU -> MaxPool2d(2)``;
+    - ``conv3``: ``Conv2d(2w, 4w, 3) -> BatchNorm2d -> ReLU -> MaxPool2d(2)``;
+    - ``conv4``: ``Conv2d(4w, 4w, 3) -> BatchNorm2d -> ReLU``, the layer to
+      explain (8×8 for 64×64 inputs);
+    - ``pool``: ``AdaptiveAvgPool2d(1)``;
+    - ``fc``: ``Linear(4w, 2w) -> ReLU -> Linear(2w, n_classes)``.
+
+    Args:
+        n_classes (int, optional): Number of outputs. Default: 4
+        width (int, optional): Channels ``w`` of ``conv1``. Default: 16
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_srae.datasets.models import PartsCNN
+        >>> PartsCNN().eval()(torch.rand(2, 3, 64, 64)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, n_classes: int = 4, width: int = 16) -> None:
+        super().__init__()
+        w = width
+
+        def block(cin: int, cout: int, pool: bool) -> nn.Sequential:
+            layers: list[nn.Module] = [
+                nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+            ]
+            if pool:
+                layers.append(nn.MaxPool2d(2))
+            return nn.Sequential(*layers)
+
+        self.conv1 = block(3, w, True)
+        self.conv2 = block(w, 2 * w, True)
+        self.conv3 = block(2 * w, 4 * w, True)
+        self.conv4 = block(4 * w, 4 * w, False)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Linear(4 * w, 2 * w), nn.ReLU(), nn.Linear(2 * w, n_classes)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class scores (logits) ``(N, n_classes)`` of images ``(N, 3, H, W)``."""
+        h = self.conv4(self.conv3(self.conv2(self.conv1(x))))
+        return self.fc(self.pool(h).flatten(1))
+
+
+_PARTS_CNN_VERSION = 1  # bump when PartsCNN or its training changes
+
+
+def train_or_load(
+    n_train: int = 4000,
+    seed: int = 0,
+    epochs: int = 12,
+    width: int = 16,
+    size: int = 64,
+    *,
+    lr: float = 1e-2,
+    batch_size: int = 64,
+    cache_dir: str | os.PathLike[str] | None = None,
+    show_progress: bool = True,
+) -> tuple[PartsCNN, dict[str, Any]]:
+    r"""A :class:`PartsCNN` trained on the parts data, from the cache if there.
+
+    The network is trained with :func:`train_classifier` on
+    ``make_parts_dataset(n_train, seed, size)``. Its weights are saved as a
+    safetensors file in the cache folder (see
+    :func:`~captum_srae.utils.cache.resolve_cache_dir`: ``cache_dir``, else
+    ``$CAPTUM_SRAE_CACHE``, else ``$XDG_CACHE_HOME/captum-srae``, else
+    ``~/.cache/captum-srae``), named by a hash of all the settings and the
+    torch major version, and written atomically; a later call with the same
+    settings loads them without training. An unreadable or mismatched cache
+    file is reported with a warning and replaced by a fresh training.
+
+    With the defaults, training takes about 40 seconds on two CPU cores and
+    reaches about 98% training and 91% held-out accuracy.
+
+    Args:
+        n_train (int, optional): Training images. Default: 4000
+        seed (int, optional): Seed of the data and of the training. Default: 0
+        epochs (int, optional): Training epochs. Default: 12
+        width (int, optional): Width of :class:`PartsCNN`. Default: 16
+        size (int, optional): Image size in pixels. Default: 64
+        lr (float, optional): Initial learning rate. Default: 1e-2
+        batch_size (int, optional): Mini-batch size. Default: 64
+        cache_dir (str or PathLike, optional): Cache folder. Default: None
+        show_progress (bool, optional): Show training progress. Default: True
+
+    Returns:
+        *tuple*: the model in eval mode, and a dict with ``"path"`` (the cache
+        file), ``"key"``, ``"cached"`` (True when loaded) and
+        ``"train_accuracy"``.
+    """
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+
+    from captum_srae.datasets import make_parts_dataset
+
+    settings = {
+        "arch": "PartsCNN",
+        "version": _PARTS_CNN_VERSION,
+        "n_classes": 4,
+        "width": width,
+        "data_seed": seed,
+        "n_train": n_train,
+        "size": size,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "torch_major": torch.__version__.split(".")[0],
+    }
+    key = cache_key(settings)
+    path = resolve_cache_dir(cache_dir) / f"parts_cnn-{key}.safetensors"
+    if path.is_file():
+        model = PartsCNN(n_classes=4, width=width)
+        try:
+            data = path.read_bytes()
+            model.load_state_dict(st_load(data))
+            acc = float(_safetensors_metadata(data).get("train_accuracy", "nan"))
+            model.eval()
+            return model, {
+                "path": path,
+                "key": key,
+                "cached": True,
+                "train_accuracy": acc,
+            }
+        except Exception as exc:  # corrupt or stale entry: train again
+            warnings.warn(
+                f"ignoring unreadable cached model {path} ({exc}); retraining",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    data_set = make_parts_dataset(n_train, seed=seed, size=size)
+    with torch.random.fork_rng(devices=[]):  # leave the global state alone
+        torch.manual_seed(seed)
+        model = PartsCNN(n_classes=4, width=width)
+    acc = train_classifier(
+        model,
+        data_set.images,
+        data_set.labels,
+        epochs,
+        seed=seed,
+        show_progress=show_progress,
+        lr=lr,
+        batch_size=batch_size,
+    )
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    try:
+        atomic_write_bytes(path, st_save(state, metadata={"train_accuracy": repr(acc)}))
+    except OSError as exc:  # read-only cache: the model is still usable
+        warnings.warn(
+            f"could not cache the model in {path}: {exc}", RuntimeWarning, stacklevel=2
+        )
+    return model, {"path": path, "key": key, "cached": False, "train_accuracy": acc}
+
+
+def _safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file's bytes (empty if none)."""
+    import json
+
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    return dict(header.get("__metadata__") or {})
+
+
+def load_torchvision_model(
+    name: str,
+    num_classes: int,
+    weights_path: str | os.PathLike[str] | None = None,
+) -> nn.Module:
+    r"""A torchvision architecture by name, with a user's weights, in eval mode.
+
+    The network is built with ``torchvision.models.get_model(name,
+    weights=None, num_classes=num_classes)`` (nothing is downloaded); a
+    ``.safetensors`` file is read with safetensors, any other file with
+    ``torch.load(..., weights_only=True)``. A checkpoint dict holding the
+    weights under ``"state_dict"`` or ``"model"`` is accepted, and a
+    ``"module."`` prefix (from ``DataParallel``) is removed.
+
+    Args:
+        name (str): A name of ``torchvision.models.list_models()``, such as
+            ``"resnet18"``.
+        num_classes (int): Outputs of the classifier head.
+        weights_path (str or PathLike, optional): State dict file; None keeps
+            the random initialisation. Default: None
+
+    Returns:
+        *nn.Module*: the model in eval mode.
+
+    Raises:
+        ValueError: for an unknown model name, a file that is not a state dict,
+            or weights whose keys or shapes do not match the architecture.
+        FileNotFoundError: if ``weights_path`` does not exist.
+    """
+    import torchvision
+
+    known = torchvision.models.list_models()
+    if name not in known:
+        close = difflib.get_close_matches(name.lower(), known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown torchvision model {name!r}{hint}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
+        raise TypeError(f"num_classes must be an int, got {num_classes!r}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
+    if weights_path is not None:
+        state = _read_state_dict(Path(weights_path))
+        problem = _state_dict_mismatch(model.state_dict(), state)
+        if problem:
+            raise ValueError(
+                f"weights in {weights_path} do not match {name}"
+                f"(num_classes={num_classes}): {problem}"
+            )
+        model.load_state_dict(state)
+    return model.eval()
+
+
+def _state_dict_mismatch(expected: dict[str, Tensor], given: dict[str, Tensor]) -> str:
+    """A short description of how ``given`` differs from ``expected``, or ""."""
+
+    def listed(names: list[str]) -> str:
+        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        return ", ".join(names[:3]) + more
+
+    parts = []
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    shapes = [
+        f"{k} {tuple(given[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in given and given[k].shape != v.shape
+    ]
+    if missing:
+        parts.append(f"missing keys {listed(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys {listed(unexpected)}")
+    if shapes:
+        parts.append(f"shape mismatch (file vs model) {listed(shapes)}")
+    return "; ".join(parts)
+
+
+def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    if not path.exists():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"weights path is not a file: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: Any = load_file(str(path))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"cannot read weights file {path}: {exc}") from None
+    if isinstance(obj, dict):
+        for wrapper in ("state_dict", "model"):
+            if isinstance(obj.get(wrapper), dict):
+                obj = obj[wrapper]
+                break
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+    ):
+        raise ValueError(
+            f"{path} is not a state dict (a mapping of parameter names to "
+            f"tensors); got {type(obj).__name__}"
+        )
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return obj

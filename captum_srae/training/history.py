@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""What a fit records and decides: :class:`TrainingHistory`, :class:`RoundRecord`,
+the re-tuning acceptance rule and :class:`TrainingDivergedError`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from captum_srae.core.config import SRAEConfig
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced NaN/Inf losses or weights and could not recover.
+
+    Raised by :func:`fit_srae` after ``SRAEConfig.nan_retries`` retries of one
+    epoch, each from the state at the start of the epoch with the learning rate
+    divided by 10. No model is returned, so no explainer with NaN weights exists.
+    """
+
+
+@dataclasses.dataclass
+class RoundRecord:
+    """One round of the re-tuning loop.
+
+    Attributes:
+        round (int): 0-based round index.
+        alpha_pred, alpha_rec, alpha_pt (float): Loss weights of the round.
+        epochs (int): Fine-tuning epochs run.
+        best_epoch (int): Epoch (1-based) whose weights were kept.
+        val_mse (float): Held-out faithfulness MSE in standardised score units.
+        mean_contributions (list[list[float]]): Mean over training samples of
+            ``e_k * v_ck``, shape ``(K, n_concepts)``, in score units.
+        accepted (bool): Whether the acceptance rule held.
+    """
+
+    round: int
+    alpha_pred: float
+    alpha_rec: float
+    alpha_pt: float
+    epochs: int
+    best_epoch: int
+    val_mse: float
+    mean_contributions: list[list[float]]
+    accepted: bool
+
+
+@dataclasses.dataclass
+class TrainingHistory:
+    """What :func:`fit_srae` did and measured.
+
+    Attributes:
+        pretrain (list[dict]): One entry per pretraining epoch
+            (``stage``, ``epoch``, ``loss``).
+        epochs (list[dict]): One entry per fine-tuning epoch (``round``,
+            ``epoch``, ``lr``, mean training ``total``, ``prediction``,
+            ``reconstruction``, ``pull_away``, and held-out ``val_mse``,
+            ``val_r2``).
+        rounds (list[RoundRecord]): The re-tuning rounds.
+        chosen_round (int): Index of the round whose model was returned.
+        accepted (bool): Whether that round met the acceptance rule.
+        n_train, n_val (int): Sizes of the split.
+        decoder_relu (bool): Whether the decoder ends with a ReLU.
+        train_r2, val_r2 (float): R^2 of the reconstructed scores (mean over
+            outputs) on the training and held-out splits.
+        val_rmse (float): Held-out RMSE in the units of the scores.
+        recoveries (list[dict]): One entry per training fault that was
+            recovered from (``stage`` "pretrain" or "finetune", pretraining
+            ``layer`` or fine-tuning ``round``, ``epoch``, ``attempt``,
+            ``reason`` and the new ``lr``).
+        resumed_from (dict or None): ``{"round", "epoch"}`` of the checkpoint
+            this fit resumed from, or None.
+    """
+
+    pretrain: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    epochs: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    rounds: list[RoundRecord] = dataclasses.field(default_factory=list)
+    chosen_round: int = 0
+    accepted: bool = False
+    n_train: int = 0
+    n_val: int = 0
+    decoder_relu: bool = True
+    train_r2: float = float("nan")
+    val_r2: float = float("nan")
+    val_rmse: float = float("nan")
+    recoveries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    resumed_from: dict[str, int] | None = None
+
+    @property
+    def alphas(self) -> tuple[float, float, float]:
+        """Loss weights ``(alpha_pred, alpha_rec, alpha_pt)`` of the chosen round."""
+        r = self.rounds[self.chosen_round]
+        return (r.alpha_pred, r.alpha_rec, r.alpha_pt)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dictionary."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingHistory:
+        """Rebuild a history from :meth:`to_dict` output."""
+        kwargs = dict(data)
+        kwargs["rounds"] = [RoundRecord(**r) for r in kwargs.get("rounds", [])]
+        return cls(**kwargs)
+
+
+def acceptance(mean_contributions: Tensor, config: SRAEConfig) -> bool:
+    """The authors' acceptance rule, applied to every explained output.
+
+    For each output, at least ``retune_min_positive`` x-features must have a
+    positive mean contribution, and the second largest mean contribution must be
+    at least ``retune_min_ratio`` times the largest.
+
+    Args:
+        mean_contributions (Tensor): Shape ``(K, n_concepts)``.
+        config (SRAEConfig): Supplies the two thresholds.
+    """
+    for row in mean_contributions:
+        if int((row > 0).sum()) < config.retune_min_positive:
+            return False
+        top = torch.sort(row, descending=True).values
+        if top.numel() >= 2 and top[1] < config.retune_min_ratio * top[0]:
+            return False
+    return True

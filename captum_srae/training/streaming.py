@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+r"""Fitting an SRAE straight from an :class:`~captum_srae.activations.store.ActivationStore`.
+
+:func:`fit_srae_streaming` (also reached as ``fit_srae(store, config=...)``)
+runs the stages of :func:`~captum_srae.fit_srae` without ever holding the
+``(N, D)`` activations in memory. What it holds is bounded by ``window``
+rows of the store plus ``check_rows`` rows for the dead-unit checks, and one
+byte per row for the split mask, whatever ``N``:
+
+- the train/validation split is the in-memory fit's (the same seeded
+  permutation of the row indices), kept as a boolean mask;
+- the standardisation statistics come from one streaming pass over the
+  training rows, in float64, with chunk means and squared deviations combined
+  by Chan's parallel formula (``M2 = M2_a + M2_b + δ² n_a n_b / n``);
+- each epoch reads the store in blocks of ``window`` consecutive rows, in a
+  freshly shuffled block order, shuffles the training rows inside each
+  block and cuts them into minibatches of ``config.batch_size``: a
+  *windowed* shuffle. When ``N <= window`` this is a full shuffle; for
+  larger stores minibatches mix rows of one or two blocks only;
+- the least-squares initialisation of the predictor solves the normal
+  equations ``(XᵀX) w = Xᵀy`` accumulated over the training rows (float64,
+  ``X`` the x-features with a column of ones), with a pseudo-inverse;
+- the bias centring of pretraining and the revival of dead x-features look
+  at a fixed random subset of ``check_rows`` training rows;
+- held-out R² and mean squared error are accumulated chunk by chunk.
+
+The result is not bit-identical to the in-memory fit (another minibatch
+order and float rounding), but of the same quality. Checkpointing is not
+supported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from captum_srae.activations.store import ActivationStore
+from captum_srae.core.config import SRAEConfig
+from captum_srae.core.model import SRAE
+from captum_srae.training.fit import steps
+from captum_srae.training.history import TrainingHistory
+from captum_srae.training.parallel import _Parallel
+from captum_srae.training.stream_split import _build, _Moments, _StreamSplit
+
+__all__ = ["fit_srae_streaming"]
+
+_State = dict
+
+
+def fit_srae_streaming(
+    store: ActivationStore,
+    config: SRAEConfig | None = None,
+    *,
+    show_progress: bool = True,
+    device: str | torch.device | None = None,
+    window: int = 16384,
+    check_rows: int = 8192,
+) -> tuple[SRAE, TrainingHistory]:
+    r"""Fit an SRAE on a disk-backed store with memory independent of its length.
+
+    Runs the procedure of :func:`~captum_srae.fit_srae` (pretraining,
+    least-squares predictor initialisation, fine-tuning with early stopping
+    on the held-out mean squared error, re-tuning rounds) while reading the
+    memory-mapped shards batch by batch; see :mod:`captum_srae.training.streaming`
+    for how each stage streams. ``fit_srae(store, config=config)`` calls this
+    with the default ``window`` and ``check_rows``.
+
+    The held-out quality reported in the history is the coefficient of
+    determination (higher is better, 1 is perfect)
+
+    ``R² = 1 − Σᵢ (yᵢ − ŷᵢ)² / Σᵢ (yᵢ − ȳ)²``
+
+    averaged over the explained outputs, accumulated over chunks.
+
+    Args:
+        store (ActivationStore): the activations and scores.
+        config (SRAEConfig, optional): Hyperparameters. Default: SRAEConfig()
+        show_progress (bool, optional): ``tqdm`` progress bars. Default: True
+        device (str or torch.device, optional): Where to train; each chunk is
+            copied there. Default: CPU
+        window (int, optional): rows read from the store at a time (the
+            shuffling window and the chunk of every streaming pass); memory
+            grows with ``window * D``. Default: 16384
+        check_rows (int, optional): size of the fixed random subset of
+            training rows on which dead ReLU units are detected and biases
+            centred. Default: 8192
+
+    Returns:
+        *tuple[SRAE, TrainingHistory]*: as :func:`~captum_srae.fit_srae`.
+
+    Raises:
+        TypeError: if ``store`` is not an ActivationStore or ``config`` not an
+            SRAEConfig.
+        ValueError: on NaN/Inf or values above 1e18 in magnitude in the
+            store, too few rows for the held-out split, ``n_concepts >= D``,
+            or a ``window``/``check_rows`` that is not a positive integer.
+        TrainingDivergedError: as :func:`~captum_srae.fit_srae`.
+
+    Examples::
+
+        >>> from captum_srae.activations.store import ActivationStore
+        >>> store = ActivationStore("acts/")
+        >>> srae, history = fit_srae_streaming(store, SRAEConfig(n_concepts=5))
+        >>> history.val_r2 > 0.9
+        True
+    """
+    return _fit_store(
+        store, config, show_progress, device, _Parallel(), window, check_rows
+    )
+
+
+def _fit_store(
+    store: ActivationStore,
+    config: SRAEConfig | None,
+    show_progress: bool,
+    device: str | torch.device | None,
+    parallel: _Parallel,
+    window: int = 16384,
+    check_rows: int = 8192,
+) -> tuple[SRAE, TrainingHistory]:
+    """:func:`fit_srae_streaming` with each minibatch split as ``parallel`` says."""
+    from captum_srae.training.fit import _finish_history, _run_rounds
+
+    config = SRAEConfig() if config is None else config
+    if not isinstance(config, SRAEConfig):
+        raise TypeError(f"config must be an SRAEConfig, got {type(config).__name__}")
+    if not isinstance(store, ActivationStore):
+        raise TypeError(f"store must be an ActivationStore, got {type(store).__name__}")
+    for name, value in (("window", window), ("check_rows", check_rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    n, dim = len(store), store.dim
+    if config.n_concepts >= dim:
+        raise ValueError(
+            f"n_concepts ({config.n_concepts}) must be smaller than the activation "
+            f"dimension D={dim} of the store"
+        )
+    n_val = int(round(config.val_fraction * n))
+    if n_val < 2 or n - n_val < 2:
+        raise ValueError(
+            f"the store has {n} rows; a held-out split with val_fraction="
+            f"{config.val_fraction} needs at least 2 rows on each side"
+        )
+    dev = torch.device("cpu") if device is None else torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        gen = torch.Generator().manual_seed(config.seed)
+        perm = torch.randperm(n, generator=gen)  # the in-memory fit's split
+        is_val = np.zeros(n, dtype=bool)
+        is_val[perm[:n_val].numpy()] = True
+        subset_rows = perm[n_val:][:check_rows].numpy()  # as z_train[:k]
+        del perm
+        srae = _build(store, ~is_val, config, window)
+        srae.to(dev)
+        parallel.attach(srae)
+        data = _StreamSplit(store, srae, is_val, subset_rows, dev, parallel, window)
+        history = TrainingHistory(
+            n_train=n - n_val, n_val=n_val, decoder_relu=srae.decoder_relu
+        )
+        _pretrain(srae, data, config, gen, history, show_progress)
+        _init_predictor(srae, data)
+        steps._check_weights(srae, "after pretraining")
+        run: _State = steps.new_run_state(srae, config)
+        _run_rounds(srae, data, config, gen, history, run, None, show_progress)
+    srae.eval()
+    _finish_history(history, config, stacklevel=5)
+    _final_metrics(srae, data, history)
+    return srae, history
+
+
+def _pretrain(
+    srae: SRAE,
+    data: _StreamSplit,
+    config: SRAEConfig,
+    gen: torch.Generator,
+    history: TrainingHistory,
+    show_progress: bool,
+) -> None:
+    """Layer-wise pretraining; a stage's inputs are computed batch by batch
+    through the encoders of the finished stages."""
+    if config.pretrain_epochs == 0:
+        return
+    done: list[Callable[[Tensor], Tensor]] = []
+
+    def through(fns: list[Callable[[Tensor], Tensor]], x: Tensor) -> Tensor:
+        with torch.no_grad():
+            for fn in fns:
+                x = fn(x)
+        return x
+
+    bar = tqdm(
+        total=3 * config.pretrain_epochs,
+        desc="SRAE pretraining",
+        disable=not show_progress,
+        leave=False,
+    )
+    for stage, (modules, encode, decode) in enumerate(
+        steps._pretrain_stages(srae, config), start=1
+    ):
+        prior = list(done)
+        if config.revive_dead:
+            steps._center_bias(modules[0], through(prior, data.subset), False)
+        params = [p for m in modules for p in m.parameters()]
+        opt = steps._adam(params, config.lr, 0.0)
+        for epoch in range(1, config.pretrain_epochs + 1):
+
+            def step(
+                prior: list[Callable[[Tensor], Tensor]] = prior,
+                encode: Callable[[Tensor], Tensor] = encode,
+                decode: Callable[[Tensor], Tensor] = decode,
+                opt: torch.optim.Optimizer = opt,
+            ) -> float:
+                batches = (
+                    (through(prior, zs), idx)
+                    for zs, _, idx in data.train_batches(config, gen)
+                )
+                return steps._pretrain_epoch(
+                    batches, encode, decode, opt, data.parallel
+                )
+
+            info = {"stage": "pretrain", "layer": stage, "epoch": epoch}
+            loss = steps._retrying(step, srae, opt, gen, config, history, info)
+            history.pretrain.append({"stage": stage, "epoch": epoch, "loss": loss})
+            bar.update(1)
+        done.append(encode)
+    bar.close()
+    if config.revive_dead and config.nonnegative:
+        penultimate = steps._penultimate(srae, data.subset)
+        steps._center_bias(srae.encoder[5], penultimate, only_dead=True)
+
+
+def _init_predictor(srae: SRAE, data: _StreamSplit) -> None:
+    """Least squares from the normal equations ``XᵀX w = Xᵀy`` (float64)."""
+    srae.eval()
+    width = srae.n_concepts + 1
+    xtx = torch.zeros(width, width, dtype=torch.float64, device=data.device)
+    xty = torch.zeros(
+        width, data.store.n_outputs, dtype=torch.float64, device=data.device
+    )
+    with torch.no_grad():
+        for zs, ys in data.chunks(val=False):
+            e = srae.encode_standardized(zs).double()
+            design = torch.cat([e, torch.ones_like(e[:, :1])], dim=1)
+            xtx += design.t() @ design
+            xty += design.t() @ ys.double()
+        sol = torch.linalg.pinv(xtx, hermitian=True) @ xty
+        srae.predictor.weight.copy_(sol[:-1].t().to(srae.predictor.weight.dtype))
+        srae.predictor.bias.copy_(sol[-1].to(srae.predictor.bias.dtype))
+
+
+def _final_metrics(srae: SRAE, data: _StreamSplit, history: TrainingHistory) -> None:
+    """Training and held-out R², held-out RMSE in score units (one pass)."""
+    k = data.store.n_outputs
+    out = {}
+    with torch.no_grad():
+        for val in (False, True):
+            sse = torch.zeros(k, dtype=torch.float64, device=data.device)
+            mom = _Moments(k, data.device)
+            for z, y in data.chunks(val=val, raw=True):
+                pred = srae(z).prediction
+                sse += ((y.double() - pred.double()) ** 2).sum(dim=0)
+                mom.add(y)
+            r2 = float((1.0 - sse / mom.m2.clamp_min(1e-12)).mean())
+            out[val] = (r2, float((sse.sum() / (mom.n * k)).sqrt()))
+    history.train_r2 = out[False][0]
+    history.val_r2, history.val_rmse = out[True]

@@ -44,7 +44,7 @@ BENCH_REQUIRES = ["pytest-benchmark"]
 NOTEBOOKS_REQUIRES = ["pytest", "nbmake", "ipykernel", "pillow"]
 # Peers used only for side-by-side comparisons; imported lazily.
 PEERS_REQUIRES = ["grad-cam"]
-DEV_REQUIRES = TEST_REQUIRES + DOCS_REQUIRES + ["ruff", "tox"]
+DEV_REQUIRES = TEST_REQUIRES + DOCS_REQUIRES + ["ruff", "import-linter", "tox"]
 
 setup(
     name="captum-srae",

@@ -133,4 +133,5 @@ __all__ = [
     "sparse_reconstruction_loss",
     "srae_loss",
     "write_activations_to_disk",
+    "write_report",
 ]

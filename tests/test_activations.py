@@ -21,19 +21,10 @@ from captum_srae.activations import (
 )
 
 
-def tiny_cnn() -> nn.Sequential:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        OrderedDict(
-            conv1=nn.Conv2d(3, 4, 3),
-            relu1=nn.ReLU(),
-            conv2=nn.Conv2d(4, 6, 3),
-            relu2=nn.ReLU(),
-            pool=nn.AdaptiveAvgPool2d(1),
-            flatten=nn.Flatten(),
-            fc=nn.Linear(6, 3),
-        )
-    )
+@pytest.fixture
+def cnn(tiny_cnn) -> nn.Sequential:
+    """A fresh tiny CNN: unpadded 3x3 convolutions 3 -> 4 -> 6, three classes."""
+    return tiny_cnn(3, (4, 6), padding=0)
 
 
 def images(n: int = 10, size: int = 8) -> Tensor:
@@ -77,11 +68,6 @@ class First(nn.Module):
         return pair[0]
 
 
-def assert_no_hooks(model: nn.Module) -> None:
-    for module in model.modules():
-        assert not module._forward_hooks
-
-
 def expected_cnn(model: nn.Sequential, x: Tensor, upto: str) -> Tensor:
     with torch.no_grad():
         for name, module in model.named_children():
@@ -94,30 +80,29 @@ def expected_cnn(model: nn.Sequential, x: Tensor, upto: str) -> Tensor:
 # --------------------------------------------------------------------------- layers
 
 
-def test_resolve_layer_by_name_and_module() -> None:
+def test_resolve_layer_by_name_and_module(cnn) -> None:
     model = resnet18(num_classes=4)
     assert resolve_layer(model, "layer4") is model.layer4
     assert resolve_layer(model, "layer3.1.conv2") is model.layer3[1].conv2
     assert resolve_layer(model, model.fc) is model.fc
     assert layer_name(model, model.layer3[1].conv2) == "layer3.1.conv2"
     assert layer_name(model, nn.Linear(2, 2)) is None
-    cnn = tiny_cnn()
     assert resolve_layer(cnn, "conv2") is cnn[2]
 
 
-def test_resolve_layer_unknown_name_suggests_close_matches() -> None:
+def test_resolve_layer_unknown_name_suggests_close_matches(cnn) -> None:
     model = resnet18(num_classes=4)
     with pytest.raises(ValueError, match=r"'layer4\.1\.conv9'.*did you mean.*conv"):
         resolve_layer(model, "layer4.1.conv9")
     with pytest.raises(ValueError, match=r"'zzz'.*available names: 'conv1'"):
-        resolve_layer(tiny_cnn(), "zzz")
+        resolve_layer(cnn, "zzz")
 
 
-def test_resolve_layer_foreign_module_and_bad_type() -> None:
+def test_resolve_layer_foreign_module_and_bad_type(cnn) -> None:
     with pytest.raises(ValueError, match="not a submodule"):
-        resolve_layer(tiny_cnn(), nn.Conv2d(3, 4, 3))
+        resolve_layer(cnn, nn.Conv2d(3, 4, 3))
     with pytest.raises(TypeError, match="layer must be"):
-        resolve_layer(tiny_cnn(), 3)  # type: ignore[arg-type]
+        resolve_layer(cnn, 3)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- pooling
@@ -171,8 +156,10 @@ def test_iter_input_batches_errors() -> None:
         list(iter_input_batches([{"x": torch.zeros(2, 3)}]))
     with pytest.raises(ValueError, match="differ in length"):
         iter_input_batches((torch.zeros(3, 2), torch.zeros(4, 2)))
-    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
         iter_input_batches(torch.zeros(3, 2), 0)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        iter_input_batches(torch.zeros(3, 2), True)
     with pytest.raises(TypeError, match="must be a Tensor"):
         iter_input_batches(5)
     with pytest.raises(TypeError, match="batch 0: the input must be"):
@@ -184,8 +171,8 @@ def test_iter_input_batches_errors() -> None:
 
 @pytest.mark.parametrize("layer", ["relu1", "conv2", "fc"])
 @pytest.mark.parametrize("pooling", ["avg", "flatten"])
-def test_activations_equal_literal_computation(layer: str, pooling: str) -> None:
-    model, x = tiny_cnn(), images()
+def test_activations_equal_literal_computation(layer: str, pooling: str, cnn) -> None:
+    model, x = cnn, images()
     a = expected_cnn(model, x, layer)
     expected = a.mean(dim=(2, 3)) if a.ndim == 4 and pooling == "avg" else a.flatten(1)
     z, y = collect_activations(model, layer, x, pooling=pooling, batch_size=4)
@@ -205,16 +192,16 @@ def test_activations_equal_literal_computation(layer: str, pooling: str) -> None
         (torch.tensor(0), [0]),
     ],
 )
-def test_scores_follow_target(target: object, columns: list[int]) -> None:
-    model, x = tiny_cnn(), images()
+def test_scores_follow_target(target: object, columns: list[int], cnn) -> None:
+    model, x = cnn, images()
     _, y = collect_activations(model, "conv2", x, target, batch_size=3)
     with torch.no_grad():
         torch.testing.assert_close(y, model(x)[:, columns])
     assert y.shape == (10, len(columns))
 
 
-def test_data_forms_give_identical_results() -> None:
-    model, x = tiny_cnn(), images()
+def test_data_forms_give_identical_results(cnn) -> None:
+    model, x = cnn, images()
     labels = torch.arange(10) % 3
     ref = collect_activations(model, "relu2", x, [0, 2], batch_size=4)
     loader = DataLoader(TensorDataset(x, labels), batch_size=3)
@@ -225,7 +212,7 @@ def test_data_forms_give_identical_results() -> None:
         torch.testing.assert_close(y, ref[1], rtol=0, atol=1e-6)
 
 
-def test_resnet_dotted_layers() -> None:
+def test_resnet_dotted_layers(no_hooks) -> None:
     torch.manual_seed(0)
     model = resnet18(num_classes=4).eval()
     x = torch.randn(2, 3, 32, 32)
@@ -247,7 +234,7 @@ def test_resnet_dotted_layers() -> None:
     z, _ = collect_activations(model, model.layer3[1].bn2, x, pooling="flatten")
     torch.testing.assert_close(z, bn2.flatten(1))
     assert model.training and model.layer4[1].bn2.training
-    assert_no_hooks(model)
+    assert no_hooks(model)
 
 
 def test_multi_input_model() -> None:
@@ -284,8 +271,8 @@ def test_model_without_parameters_keeps_inputs() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_inputs_follow_model_device() -> None:
-    model, x = tiny_cnn().cuda(), images()
+def test_inputs_follow_model_device(cnn) -> None:
+    model, x = cnn.cuda(), images()
     with torch.no_grad():
         expected = model(x.cuda()).cpu()
     for device in (None, "cuda"):
@@ -325,43 +312,43 @@ def test_eval_mode_used_and_training_flags_restored() -> None:
 # --------------------------------------------------------------------------- hooks
 
 
-def test_hooks_removed_after_success_and_early_break() -> None:
-    model, x = tiny_cnn(), images()
+def test_hooks_removed_after_success_and_early_break(cnn, no_hooks) -> None:
+    model, x = cnn, images()
     collect_activations(model, "conv2", x, batch_size=4, show_progress=True)
-    assert_no_hooks(model)
+    assert no_hooks(model)
     with activation_batches(model, "conv2", x, batch_size=2) as batches:
         assert len(model.conv2._forward_hooks) == 1
         for _ in batches:
             break
-    assert_no_hooks(model)
+    assert no_hooks(model)
     with pytest.raises(RuntimeError, match="after its with-block"):
         next(batches)
 
 
-def test_hooks_removed_after_exception_in_forward() -> None:
+def test_hooks_removed_after_exception_in_forward(no_hooks) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(
         OrderedDict(lin=nn.Linear(5, 4), fail=FailOnCall(2), out=nn.Linear(4, 2))
     ).train()
     with pytest.raises(RuntimeError, match="boom in forward"):
         collect_activations(model, "lin", torch.randn(6, 5), batch_size=3)
-    assert_no_hooks(model)
+    assert no_hooks(model)
     assert all(m.training for m in model.modules())
 
 
-def test_hooks_removed_after_exception_in_with_block() -> None:
-    model, x = tiny_cnn(), images()
+def test_hooks_removed_after_exception_in_with_block(cnn, no_hooks) -> None:
+    model, x = cnn, images()
     model.train()
     with pytest.raises(KeyError, match="user error"):
         with activation_batches(model, "relu1", x, batch_size=4) as batches:
             next(batches)
             raise KeyError("user error")
-    assert_no_hooks(model)
+    assert no_hooks(model)
     assert model.training
 
 
-def test_user_calls_inside_block_are_not_captured() -> None:
-    model, x = tiny_cnn(), images()
+def test_user_calls_inside_block_are_not_captured(cnn) -> None:
+    model, x = cnn, images()
     with activation_batches(model, "conv2", x[:4], 0) as batches:
         model(x)  # an unrelated forward pass of another size
         (z, y), *_ = list(batches)
@@ -371,13 +358,13 @@ def test_user_calls_inside_block_are_not_captured() -> None:
 # --------------------------------------------------------------------------- errors
 
 
-def test_layer_returning_tuple_raises() -> None:
+def test_layer_returning_tuple_raises(no_hooks) -> None:
     model = nn.Sequential(
         OrderedDict(lin=nn.Linear(5, 3), twice=Twice(), first=First())
     )
     with pytest.raises(TypeError, match="layer 'twice' must return a single Tensor"):
         collect_activations(model, "twice", torch.randn(4, 5))
-    assert_no_hooks(model)
+    assert no_hooks(model)
 
 
 class WithUnused(nn.Module):
@@ -389,23 +376,23 @@ class WithUnused(nn.Module):
         return self.used(x)
 
 
-def test_layer_not_reached_raises() -> None:
+def test_layer_not_reached_raises(no_hooks) -> None:
     model = WithUnused()
     with pytest.raises(ValueError, match="'unused' was not reached.*batch 0"):
         collect_activations(model, "unused", torch.randn(4, 5))
-    assert_no_hooks(model)
+    assert no_hooks(model)
 
 
-def test_nan_activations_name_the_batch() -> None:
-    model, x = tiny_cnn(), images()
+def test_nan_activations_name_the_batch(cnn, no_hooks) -> None:
+    model, x = cnn, images()
     x[5, 0, 2, 2] = float("nan")
     with pytest.raises(ValueError, match="batch 1: the activations"):
         collect_activations(model, "conv2", x, batch_size=4)
-    assert_no_hooks(model)
+    assert no_hooks(model)
 
 
-def test_inf_scores_raise() -> None:
-    model = tiny_cnn()
+def test_inf_scores_raise(cnn) -> None:
+    model = cnn
     with torch.no_grad():
         model.fc.bias[1] = float("inf")
     with pytest.raises(ValueError, match="batch 0: the model scores contain NaN or"):
@@ -414,8 +401,8 @@ def test_inf_scores_raise() -> None:
     assert torch.isfinite(z).all()
 
 
-def test_target_errors() -> None:
-    model, x = tiny_cnn(), images()
+def test_target_errors(cnn) -> None:
+    model, x = cnn, images()
     with pytest.raises(ValueError, match="target 3 is out of range.*3 outputs"):
         collect_activations(model, "conv2", x, 3)
     with pytest.raises(ValueError, match="target -1 is out of range"):
@@ -426,7 +413,7 @@ def test_target_errors() -> None:
         collect_activations(model, "conv2", x, [])
 
 
-def test_model_output_must_be_2d_tensor() -> None:
+def test_model_output_must_be_2d_tensor(no_hooks) -> None:
     torch.manual_seed(0)
     flat = nn.Sequential(OrderedDict(lin=nn.Linear(5, 1), flat=nn.Flatten(0)))
     with pytest.raises(ValueError, match=r"forward_func.*2-D.*\(4,\)"):
@@ -434,12 +421,12 @@ def test_model_output_must_be_2d_tensor() -> None:
     pair = nn.Sequential(OrderedDict(lin=nn.Linear(5, 2), twice=Twice()))
     with pytest.raises(TypeError, match="forward_func.*got tuple"):
         collect_activations(pair, "lin", torch.randn(4, 5))
-    assert_no_hooks(flat)
-    assert_no_hooks(pair)
+    assert no_hooks(flat)
+    assert no_hooks(pair)
 
 
-def test_empty_and_dict_data_raise() -> None:
-    model = tiny_cnn()
+def test_empty_and_dict_data_raise(cnn, no_hooks) -> None:
+    model = cnn
     for data in (torch.empty(0, 3, 8, 8), []):
         with pytest.raises(ValueError, match="data yielded no batches"):
             collect_activations(model, "conv2", data)
@@ -447,4 +434,4 @@ def test_empty_and_dict_data_raise() -> None:
         collect_activations(model, "conv2", [{"pixel_values": images()}])
     with pytest.raises(ValueError, match="pooling must be one of"):
         collect_activations(model, "conv2", images(), pooling="max")
-    assert_no_hooks(model)
+    assert no_hooks(model)

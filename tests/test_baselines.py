@@ -1,10 +1,10 @@
-"""Tests of ``captum_srae.evaluation.baselines``: oracles for each baseline, the ablation's
-configuration, the shared interface and use inside ``SRAEAttribution``."""
+"""Tests of ``captum_srae.evaluation.baselines``: oracles for each baseline,
+the ablation's configuration, the shared interface and use inside
+``SRAEAttribution``."""
 
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -33,25 +33,10 @@ FAST = SRAEConfig(hidden_sizes=(16, 8), pretrain_epochs=1, max_epochs=4, patienc
 OPTIONS = {"autoencoder": {"config": FAST}, "topk_sae": {"epochs": 10}}
 
 
-def tiny_cnn() -> nn.Sequential:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        OrderedDict(
-            conv1=nn.Conv2d(3, 6, 3, padding=1),
-            relu1=nn.ReLU(),
-            conv2=nn.Conv2d(6, 10, 3, padding=1),
-            relu2=nn.ReLU(),
-            gap=nn.AdaptiveAvgPool2d(1),
-            flat=nn.Flatten(),
-            fc=nn.Linear(10, 3),
-        )
-    ).eval()
-
-
 @pytest.fixture(scope="module")
-def cnn():
+def cnn(tiny_cnn):
     """A tiny CNN, inputs, the pooled ``relu2`` activations and class-1 scores."""
-    net = tiny_cnn()
+    net = tiny_cnn(3, (6, 10))
     x = torch.rand(120, 3, 6, 6, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         act = net[:4](x)
@@ -111,8 +96,8 @@ def test_names_and_bad_arguments(problem) -> None:
     z_neg[5, 0] = -0.25
     with pytest.raises(ValueError, match="z must be nonnegative.*-0.25"):
         fit_baseline("nmf", z_neg, y)
-    for active in (0, 6, 2.5):
-        with pytest.raises(ValueError, match="active must be"):
+    for active, error in ((0, ValueError), (6, ValueError), (2.5, TypeError)):
+        with pytest.raises(error, match="active must be"):
             fit_baseline("topk_sae", z, y, 5, active=active)
     with pytest.raises(ValueError, match="epochs must be"):
         fit_baseline("topk_sae", z, y, epochs=0)
@@ -311,11 +296,21 @@ def test_baselines_score_between_random_and_perfect() -> None:
 
 
 def test_excitation_only_for_linear_relu_encoders(fitted, cnn) -> None:
-    net, x, _, _, _ = cnn
+    net, x, act, _, _ = cnn
+    a = act[:2]  # relu2, (2, C, 6, 6)
+    share = torch.nan_to_num(a / a.sum((2, 3), keepdim=True))  # GAP: A_c / sum A_c
     for name in ("pca", "random"):
-        sa = SRAEAttribution.from_sraes(net, "relu2", {1: fitted[name]})
+        model = fitted[name]
+        sa = SRAEAttribution.from_sraes(net, "relu2", {1: model})
         maps = sa.attribute(x[:2], target=1, method="excitation")
-        assert maps.shape == (2, K, 6, 6) and bool(torch.isfinite(maps).all())
+        assert maps.shape == (2, K, 6, 6)
+        # one linear layer: P(z_c | e_k) = z_c W+_kc / sum_c' z_c' W+_kc'
+        (lin,) = [m for m in model.encoder if isinstance(m, nn.Linear)]
+        w = (lin.weight / model.z_scale).clamp_min(0).detach()
+        p = a.mean((2, 3))[:, None, :] * w[None]
+        p = p / p.sum(-1, keepdim=True)
+        ref = torch.einsum("nkc,nchw->nkhw", p, share)
+        torch.testing.assert_close(maps, ref, rtol=1e-4, atol=1e-6)
     for name, layer in (("nmf", "NonnegativeLeastSquares"), ("topk_sae", "TopK")):
         sa = SRAEAttribution.from_sraes(net, "relu2", {1: fitted[name]})
         with pytest.raises(TypeError, match=f"does not support {layer} layers"):

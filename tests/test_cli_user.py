@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torchvision
 from PIL import Image
 
 from captum_srae import SRAEAttribution
+from captum_srae.apps import common
 from captum_srae.apps.cli import main
-from captum_srae.apps.commands import common
 from captum_srae.datasets.folders import image_folder_dataset
 
 MODULE = "srae_cli_tiny_models"
@@ -219,7 +220,6 @@ def test_recorded_transform_is_the_folder_transform(world: dict[str, Any]) -> No
 
 
 def test_fit_torchvision_name(world: dict[str, Any], tmp_path: Path) -> None:
-    torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
     weights = tmp_path / "r18.pt"
     torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), weights)
@@ -392,7 +392,6 @@ def test_fit_error_weights_do_not_fit(world: dict[str, Any], tmp_path: Path) -> 
     torch.save(sys.modules[MODULE].make_net(5).state_dict(), other)
     result = run_cli(fit_args(world, tmp_path, weights=str(other)))
     assert_error(result, "do not fit", "shape mismatch", "fc.weight")
-    torchvision = pytest.importorskip("torchvision")
     torch.save(torchvision.models.resnet18(num_classes=5).state_dict(), other)
     args = fit_args(world, tmp_path, weights=str(other), model="resnet18")
     result = run_cli([*args, "--num-classes=3", "--layer=layer4"])

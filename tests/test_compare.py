@@ -260,17 +260,17 @@ def test_parts_settings_use_the_demo_config() -> None:
 
 
 def test_stability_pairs_of_seeds() -> None:
-    from captum_srae.evaluation.compare.runner import _stability
+    from captum_srae.evaluation.compare.runner import seed_stability
     from captum_srae.evaluation.metrics import match_features
 
     g = torch.Generator().manual_seed(0)
     fits = [{0: torch.rand(50, 3, generator=g)} for _ in range(3)]
-    assert _stability(fits[:1]) == []
-    assert _stability(fits[:2]) == [
+    assert seed_stability(fits[:1]) == []
+    assert seed_stability(fits[:2]) == [
         pytest.approx(float(match_features(fits[0][0], fits[1][0]).score))
     ]
     expected = [
         float(match_features(fits[a][0], fits[b][0]).score)
         for a, b in ((0, 1), (1, 2), (2, 0))
     ]
-    assert _stability(fits) == pytest.approx(expected)
+    assert seed_stability(fits) == pytest.approx(expected)

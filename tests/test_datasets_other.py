@@ -14,8 +14,6 @@ from captum_srae.datasets import (
     train_test_split_indices,
 )
 
-pytest.importorskip("sklearn")
-
 
 def test_digits_tensors() -> None:
     x, y = load_digits_tensors(size=16)

@@ -34,7 +34,7 @@ from captum_srae.datasets.models import (
     train_classifier,
     train_or_load,
 )
-from captum_srae.visualization.report import _jsonable
+from captum_srae.utils.json_data import to_jsonable
 
 
 # ------------------------------------------------------------------ dataset
@@ -223,7 +223,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path
 def test_demo_summary(demo: tuple[dict[str, Any], Path]) -> None:
     summary, out = demo
     # JSON-serialisable once non-finite numbers become null
-    assert json.loads(json.dumps(_jsonable(summary))) == _jsonable(summary)
+    assert json.loads(json.dumps(to_jsonable(summary))) == to_jsonable(summary)
     assert summary["mode"] == "quick" and summary["seed"] == 0
     assert summary["out"] == str(out / "report" / "index.html")
     data = summary["data"]
@@ -291,7 +291,7 @@ def test_demo_x_features_follow_the_class_parts(
 
 def test_demo_output_folder(demo: tuple[dict[str, Any], Path]) -> None:
     summary, out = demo
-    assert json.loads((out / "summary.json").read_text()) == _jsonable(summary)
+    assert json.loads((out / "summary.json").read_text()) == to_jsonable(summary)
     page = (out / "report" / "index.html").read_text()
     images = [part.split('"')[0] for part in page.split('<img src="')[1:]]
     assert len(images) >= 1 + 4 + 4 + 4  # explanations, galleries, curves...

@@ -1,4 +1,5 @@
-"""Tests of ``captum_srae.attribution.excitation`` against a literal per-layer implementation."""
+"""Tests of ``captum_srae.attribution.excitation`` against a literal per-layer
+implementation."""
 
 from __future__ import annotations
 
@@ -193,10 +194,12 @@ def test_excitation_maps_match_literal_implementation(contrastive: bool) -> None
         assert at_layer.sum((2, 3)).max() > 0.99
 
 
-def test_excitation_through_resnet_basic_blocks_conserves_mass() -> None:
+def test_excitation_through_resnet_basic_blocks_conserves_mass(
+    small_config, no_hooks
+) -> None:
     torch.manual_seed(0)
     net = resnet18(num_classes=3).eval()
-    srae = SRAE(256, 1, SRAEConfig(n_concepts=3, hidden_sizes=(16, 8))).eval()
+    srae = SRAE(256, 1, small_config).eval()
     with torch.no_grad():
         for m in srae.encoder:
             if isinstance(m, nn.Linear):
@@ -211,7 +214,7 @@ def test_excitation_through_resnet_basic_blocks_conserves_mass() -> None:
     torch.testing.assert_close(
         both[1], encoder_excitation(srae, x.new_ones(2, 256), [0])[0]
     )
-    assert all(not m._forward_hooks for m in net.modules())
+    assert no_hooks(net)
 
 
 def test_excitation_unsupported_layer_is_named() -> None:
@@ -224,7 +227,7 @@ def test_excitation_unsupported_layer_is_named() -> None:
         excitation_maps(net, net[4], srae, (x,), heatmap_layer=net[1])
     with pytest.raises(ValueError, match="before layer"):
         excitation_maps(net, net[1], srae, (x,), heatmap_layer=net[4])
-    with pytest.raises(ValueError, match="inputs of shape"):
+    with pytest.raises(RuntimeError, match="channels"):  # the model's own error
         excitation_maps(
             net, net[4], srae, (torch.rand(1, 2, 8, 8),), heatmap_layer=net[1]
         )
@@ -245,6 +248,14 @@ def test_excitation_needs_traceable_module_for_lower_layers() -> None:
     net = Branchy().eval()
     srae = SRAE(4, 1, SRAEConfig(n_concepts=2, hidden_sizes=(4, 3))).eval()
     x = torch.rand(1, 1, 6, 6)
-    assert excitation_maps(net, net.relu, srae, (x,)).shape == (1, 2, 4, 4)
+    maps = excitation_maps(net, net.relu, srae, (x,))
+    assert maps.shape == (1, 2, 4, 4)
+    with torch.no_grad():  # at the layer itself: the encoder's mass, spread by GAP
+        a = net.relu(net.conv(2 * x))  # x.sum() > 0: Branchy doubles x
+        p = encoder_excitation(srae, a.mean((2, 3)), [0, 1])
+    for k in range(2):
+        ref = ref_gap(a[0].double().numpy(), p[k][0].double().numpy()).sum(0)
+        np.testing.assert_allclose(maps[0, k].numpy(), ref, rtol=1e-5, atol=1e-7)
+    assert maps[0].sum((1, 2)).max() > 0.99  # not an all-zero map
     with pytest.raises(TypeError, match="torch.fx"):
         excitation_maps(net, net.relu, srae, (x,), heatmap_layer=net.conv)

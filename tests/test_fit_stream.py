@@ -17,11 +17,12 @@ from helpers import holdout_split, three_factor_problem
 from captum_srae import SRAEConfig, fit_srae
 from captum_srae.activations.store import ActivationStore, write_activations_to_disk
 from captum_srae.core.model import SRAE
-from captum_srae.training import fit_srae_streaming, steps
+from captum_srae.training import fit_srae_streaming
 from captum_srae.training.distributed import fit_srae_distributed
-from captum_srae.training.stream_split import _StreamSplit
-from captum_srae.training.streaming import _fit_store
-from captum_srae.training.streaming import _init_predictor as stream_init_predictor
+from captum_srae.training.parallel import Parallel
+from captum_srae.training.split import MemorySplit
+from captum_srae.training.stream_split import StreamSplit
+from captum_srae.training.streaming import fit_store
 
 TINY = SRAEConfig(
     n_concepts=3,
@@ -112,15 +113,15 @@ def identity_store(tmp_path, n: int = 500, d: int = 4) -> ActivationStore:
     return make_store(tmp_path, z, z[:, 1] * 2.0, shard_size=128)
 
 
-def split_for(store: ActivationStore, cfg: SRAEConfig, window: int) -> _StreamSplit:
+def split_for(store: ActivationStore, cfg: SRAEConfig, window: int) -> StreamSplit:
     n = len(store)
     train, val = holdout_split(n, cfg.val_fraction, cfg.seed)
     is_val = np.zeros(n, dtype=bool)
     is_val[val.numpy()] = True
     srae = SRAE(store.dim, store.n_outputs, cfg)  # identity standardisation
     subset = np.sort(train[:50].numpy())
-    return _StreamSplit(
-        store, srae, is_val, subset, torch.device("cpu"), steps._Parallel(), window
+    return StreamSplit(
+        store, srae, is_val, subset, torch.device("cpu"), Parallel(), window
     )
 
 
@@ -158,16 +159,16 @@ def test_streamed_least_squares_and_evaluation_match_in_memory(tmp_path) -> None
     data = split_for(store, cfg, window=96)
     srae = data.srae
     train, val = holdout_split(400, cfg.val_fraction, cfg.seed)
-    mem = steps._Split(z[train], y[train], z[val], y[val])
-    steps._init_predictor(srae, mem)
+    mem = MemorySplit(z[train], y[train], z[val], y[val])
+    mem.init_predictor(srae)
     w_ref = srae.predictor.weight.clone(), srae.predictor.bias.clone()
     with torch.no_grad():
         srae.predictor.weight.zero_()
-    stream_init_predictor(srae, data)
+    data.init_predictor(srae)
     torch.testing.assert_close(srae.predictor.weight, w_ref[0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(srae.predictor.bias, w_ref[1], atol=1e-5, rtol=1e-4)
     mse, r2 = data.evaluate(srae)
-    ref_mse, ref = steps._evaluate(srae, z[val], y[val])
+    ref_mse, ref = mem.evaluate(srae)
     assert mse == pytest.approx(ref_mse, rel=1e-5)
     assert r2 == pytest.approx(ref, abs=1e-6)
     torch.testing.assert_close(
@@ -192,7 +193,7 @@ def test_bad_input_is_rejected(tmp_path) -> None:
     with pytest.raises(ValueError, match="n_concepts"):
         fit_srae(store, config=TINY.replace(n_concepts=8))
     with pytest.raises(TypeError, match="store"):
-        _fit_store(z, TINY, False, None, steps._Parallel())  # type: ignore[arg-type]
+        fit_store(z, TINY, False, None, Parallel())  # type: ignore[arg-type]
     bad = z.clone()
     bad[137, 2] = float("nan")
     bad_store = write_activations_to_disk([(bad, y)], tmp_path / "bad")

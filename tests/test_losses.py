@@ -165,3 +165,11 @@ def test_losses_are_differentiable():
     terms.total.backward()
     assert torch.isfinite(e.grad).all() and e.grad.abs().sum() > 0
     assert torch.isfinite(z_hat.grad).all() and z_hat.grad.abs().sum() > 0
+    # the gradients are the right ones: analytic == finite differences (float64)
+    cfg = SRAEConfig()
+
+    def total(z_hat, e, y_hat, v):
+        return srae_loss(z, z_hat, e, y, y_hat, v, config=cfg).total
+
+    args = [t.detach().clone().requires_grad_(True) for t in (z_hat, e, y_hat, v)]
+    assert torch.autograd.gradcheck(total, args, eps=1e-6, atol=1e-6, rtol=1e-4)

@@ -7,17 +7,23 @@ import torch
 
 from captum_srae import SRAE, SRAEConfig, SRAEOutput
 
-CFG = SRAEConfig(n_concepts=3, hidden_sizes=(8, 4))
 
+@pytest.fixture
+def make_model(tiny_config):
+    """``make_model(decoder_relu, nonnegative, k, seed)``: SRAE(10 -> k) with set
+    standardisation statistics."""
 
-def _model(decoder_relu=True, nonnegative=True, k=2, seed=0):
-    torch.manual_seed(seed)
-    m = SRAE(10, k, CFG.replace(nonnegative=nonnegative), decoder_relu=decoder_relu)
-    m.z_mean.copy_(torch.linspace(-1, 1, 10))
-    m.z_scale.copy_(torch.linspace(0.5, 2, 10))
-    m.y_mean.copy_(torch.tensor([3.0, -2.0][:k]))
-    m.y_scale.copy_(torch.tensor([4.0, 0.5][:k]))
-    return m.eval()
+    def make(decoder_relu=True, nonnegative=True, k=2, seed=0):
+        torch.manual_seed(seed)
+        cfg = tiny_config.replace(nonnegative=nonnegative)
+        m = SRAE(10, k, cfg, decoder_relu=decoder_relu)
+        m.z_mean.copy_(torch.linspace(-1, 1, 10))
+        m.z_scale.copy_(torch.linspace(0.5, 2, 10))
+        m.y_mean.copy_(torch.tensor([3.0, -2.0][:k]))
+        m.y_scale.copy_(torch.tensor([4.0, 0.5][:k]))
+        return m.eval()
+
+    return make
 
 
 def test_architecture_follows_the_paper():
@@ -39,8 +45,8 @@ def test_architecture_follows_the_paper():
     assert (m.predictor.in_features, m.predictor.out_features) == (5, 1)
 
 
-def test_forward_returns_named_tuple_of_the_three_verbs():
-    m = _model()
+def test_forward_returns_named_tuple_of_the_three_verbs(make_model):
+    m = make_model()
     z = torch.rand(4, 10)
     out = m(z)
     assert isinstance(out, SRAEOutput)
@@ -50,8 +56,8 @@ def test_forward_returns_named_tuple_of_the_three_verbs():
     assert out.x_features.shape == (4, 3) and out.prediction.shape == (4, 2)
 
 
-def test_standardisation_is_applied_inside_the_verbs():
-    m = _model(decoder_relu=False)
+def test_standardisation_is_applied_inside_the_verbs(make_model):
+    m = make_model(decoder_relu=False)
     z = torch.rand(5, 10)
     e = m.encode(z)
     assert torch.allclose(e, m.encoder((z - m.z_mean) / m.z_scale))
@@ -62,8 +68,8 @@ def test_standardisation_is_applied_inside_the_verbs():
     assert torch.allclose(m.encode_standardized(zs), e)
 
 
-def test_contributions_plus_bias_rebuild_the_prediction():
-    m = _model()
+def test_contributions_plus_bias_rebuild_the_prediction(make_model):
+    m = make_model()
     e = m.encode(torch.rand(6, 10))
     contrib = m.contributions(e)
     assert contrib.shape == (6, 2, 3)
@@ -71,25 +77,25 @@ def test_contributions_plus_bias_rebuild_the_prediction():
     assert torch.allclose(m.weight, m.predictor.weight * m.y_scale[:, None])
 
 
-def test_decoder_relu_and_signed_x_features():
+def test_decoder_relu_and_signed_x_features(make_model):
     z = torch.rand(50, 10)
-    assert (_model(decoder_relu=True).decode(torch.rand(50, 3)) >= 0).all()
-    assert (_model(decoder_relu=False).decode(torch.rand(50, 3) * 5) < 0).any()
-    assert (_model().encode(z) >= 0).all()
-    signed = _model(nonnegative=False)
+    assert (make_model(decoder_relu=True).decode(torch.rand(50, 3)) >= 0).all()
+    assert (make_model(decoder_relu=False).decode(torch.rand(50, 3) * 5) < 0).any()
+    assert (make_model().encode(z) >= 0).all()
+    signed = make_model(nonnegative=False)
     assert not isinstance(signed.encoder[-1], torch.nn.ReLU)
 
 
-def test_rejects_bad_construction_and_inputs():
+def test_rejects_bad_construction_and_inputs(make_model, tiny_config):
     with pytest.raises(ValueError, match="n_concepts .* smaller"):
         SRAE(5, 1, SRAEConfig(n_concepts=5))
     with pytest.raises(ValueError, match="in_features"):
         SRAE(0, 1)
     with pytest.raises(ValueError, match="n_outputs"):
-        SRAE(10, 0, CFG)
+        SRAE(10, 0, tiny_config)
     with pytest.raises(TypeError, match="config"):
         SRAE(10, 1, {"n_concepts": 3})
-    m = _model()
+    m = make_model()
     with pytest.raises(ValueError, match=r"z must have shape \(N, 10\)"):
         m.encode(torch.rand(4, 9))
     with pytest.raises(TypeError, match="floating"):

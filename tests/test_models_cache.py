@@ -18,9 +18,17 @@ def _no_training(*args, **kwargs):
     raise AssertionError("train_classifier must not run on a cache hit")
 
 
-def test_parts_cnn_shape() -> None:
-    out = PartsCNN(width=4).eval()(torch.rand(2, 3, 64, 64))
-    assert out.shape == (2, 4)
+def test_parts_cnn_follows_its_documented_layers() -> None:
+    torch.manual_seed(0)
+    net = PartsCNN(n_classes=5, width=4).eval()
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = net(x)
+        a = net.conv4(net.conv3(net.conv2(net.conv1(x))))
+        expected = net.fc(a.mean(dim=(2, 3)))
+    assert a.shape == (2, 16, 8, 8)  # 4w channels, 8x8 for 64x64 inputs
+    torch.testing.assert_close(out, expected)
+    assert out.shape == (2, 5)
 
 
 def test_cache_dir_precedence(monkeypatch, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from captum_srae import SRAE, SRAEAttribution, SRAEConfig
 from captum_srae.attribution.heatmaps import XFeatureModel, captum_maps, capture_layers
 from captum_srae.attribution.shared_forward import SharedCopies, copies_identical
-from captum_srae.training.steps import _batches
+from captum_srae.training.epochs import shuffled_batches
 
 
 class Counter(nn.Module):
@@ -38,9 +38,19 @@ class Counter(nn.Module):
         return x
 
 
-def net_and_srae(seed: int = 0) -> tuple[nn.Sequential, SRAE]:
-    torch.manual_seed(seed)
-    net = nn.Sequential(
+@pytest.fixture
+def net_and_srae(active_srae):
+    """``net_and_srae(seed)``: a CNN and an SRAE on its ``relu2``."""
+
+    def make(seed: int = 0) -> tuple[nn.Sequential, SRAE]:
+        torch.manual_seed(seed)
+        return _net(), active_srae(8)
+
+    return make
+
+
+def _net() -> nn.Sequential:
+    return nn.Sequential(
         OrderedDict(
             conv1=nn.Conv2d(3, 6, 3, padding=1),
             relu1=nn.Tanh(),
@@ -52,20 +62,12 @@ def net_and_srae(seed: int = 0) -> tuple[nn.Sequential, SRAE]:
             fc=nn.Linear(8, 3),
         )
     ).eval()
-    srae = SRAE(8, 1, SRAEConfig(n_concepts=3, hidden_sizes=(16, 8))).eval()
-    with torch.no_grad():  # keep every unit active: gradients are not all zero
-        for m in srae.encoder:
-            if isinstance(m, nn.Linear):
-                m.bias.fill_(0.5)
-    return net, srae
-
-
-def no_hooks(model: nn.Module) -> bool:
-    return all(not m._forward_hooks for m in model.modules())
 
 
 # --------------------------------------------------------------- early exit
-def test_capture_stops_after_the_layer_once_calls_are_known() -> None:
+def test_capture_stops_after_the_layer_once_calls_are_known(
+    net_and_srae, no_hooks
+) -> None:
     net, _ = net_and_srae()
     x = torch.randn(2, 3, 6, 6)
     full, out = capture_layers(net, {"layer": net.relu2}, (x,))
@@ -74,7 +76,7 @@ def test_capture_stops_after_the_layer_once_calls_are_known() -> None:
     acts, none = capture_layers(net, {"layer": net.relu2}, (x,), need_output=False)
     assert none is None and net.after.calls == 1 and no_hooks(net)
     torch.testing.assert_close(acts["layer"], full["layer"])
-    with pytest.raises(ValueError, match="do not fit"):  # needs the output
+    with pytest.raises(RuntimeError, match="after the explained"):  # needs the output
         capture_layers(net, {"layer": net.relu2}, (x,))
     assert no_hooks(net)
 
@@ -91,14 +93,16 @@ def test_early_exit_waits_for_the_last_call_of_a_shared_module() -> None:
     assert head.calls == 1
 
 
-def test_attribute_skips_the_layers_after_the_explained_one() -> None:
+def test_attribute_skips_the_layers_after_the_explained_one(
+    net_and_srae, no_hooks
+) -> None:
     net, srae = net_and_srae()
     sa = SRAEAttribution.from_sraes(net, "relu2", {0: srae}, n_outputs=3)
     x = torch.randn(2, 3, 6, 6)
     maps = sa.attribute(x, target=0)
     net.after.fail = True
     torch.testing.assert_close(sa.attribute(x, target=0), maps)
-    with pytest.raises(ValueError):  # explain needs the model's scores
+    with pytest.raises(RuntimeError, match="after the explained"):  # needs scores
         sa.explain(x, target=0)
     assert no_hooks(net)
 
@@ -128,7 +132,7 @@ def per_feature_loop(method, xm, x, extra, kwargs):
         (InputXGradient, {}),
     ],
 )
-def test_batched_maps_equal_the_per_feature_loop(method, kwargs) -> None:
+def test_batched_maps_equal_the_per_feature_loop(method, kwargs, net_and_srae) -> None:
     net, srae = net_and_srae()
     net.after.calls = 0
     xm = XFeatureModel(net, net.relu2, srae)
@@ -142,7 +146,7 @@ def test_batched_maps_equal_the_per_feature_loop(method, kwargs) -> None:
     torch.testing.assert_close(got, loop, rtol=1e-4, atol=1e-6)
 
 
-def test_batched_maps_with_per_example_baselines_and_extra_args() -> None:
+def test_batched_maps_with_per_example_baselines_and_extra_args(net_and_srae) -> None:
     torch.manual_seed(1)
 
     class Scaled(nn.Module):
@@ -165,7 +169,7 @@ def test_batched_maps_with_per_example_baselines_and_extra_args() -> None:
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)
 
 
-def test_unbatched_methods_still_run_once_per_feature() -> None:
+def test_unbatched_methods_still_run_once_per_feature(net_and_srae) -> None:
     net, srae = net_and_srae()
     xm = XFeatureModel(net, net.relu2, srae)
     x = torch.randn(2, 3, 6, 6)
@@ -195,7 +199,7 @@ def test_shared_copies_gradient_matches_one_graph_per_copy() -> None:
     torch.testing.assert_close(ga, gb)
 
 
-def test_xfeature_model_falls_back_when_copies_differ() -> None:
+def test_xfeature_model_falls_back_when_copies_differ(net_and_srae) -> None:
     net, srae = net_and_srae()
     xm = XFeatureModel(net, net.relu2, srae)
     x = torch.randn(6, 3, 6, 6)  # 3 copies of 2 rows that are not equal
@@ -206,12 +210,12 @@ def test_xfeature_model_falls_back_when_copies_differ() -> None:
 
 # -------------------------------------------------------- epoch sample cap
 def test_batches_cap_takes_a_prefix_of_the_same_permutation() -> None:
-    full = torch.cat(_batches(10, 3, torch.Generator().manual_seed(5)))
-    capped = _batches(10, 3, torch.Generator().manual_seed(5), cap=7)
+    full = torch.cat(shuffled_batches(10, 3, torch.Generator().manual_seed(5)))
+    capped = shuffled_batches(10, 3, torch.Generator().manual_seed(5), cap=7)
     assert [b.numel() for b in capped] == [3, 3, 1]
     assert torch.equal(torch.cat(capped), full[:7])
     assert torch.equal(
-        torch.cat(_batches(10, 3, torch.Generator(), cap=50)).sort()[0],
+        torch.cat(shuffled_batches(10, 3, torch.Generator(), cap=50)).sort()[0],
         torch.arange(10),
     )
 
@@ -226,7 +230,7 @@ def test_epoch_samples_is_validated() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_batched_maps_on_cuda_equal_cpu() -> None:
+def test_batched_maps_on_cuda_equal_cpu(net_and_srae) -> None:
     net, srae = net_and_srae()
     x = torch.randn(2, 3, 6, 6)
     kwargs = {"n_steps": 4}
@@ -243,18 +247,18 @@ def test_batched_maps_on_cuda_equal_cpu() -> None:
 def test_epoch_samples_bounds_each_epoch_and_keeps_quality(monkeypatch) -> None:
     from helpers import three_factor_problem
 
-    import captum_srae.training.steps as steps
+    import captum_srae.training.epochs as epochs
     from captum_srae import fit_srae
 
     seen: list[int] = []
-    real = steps._batches
+    real = epochs.shuffled_batches
 
     def recording(n, bs, gen, cap=None):
         out = real(n, bs, gen, cap)
         seen.append(sum(int(b.numel()) for b in out))
         return out
 
-    monkeypatch.setattr(steps, "_batches", recording)
+    monkeypatch.setattr(epochs, "shuffled_batches", recording)
     z, y = three_factor_problem(1500, 24, seed=4)
     cfg = SRAEConfig(
         hidden_sizes=(32, 12),
@@ -265,7 +269,7 @@ def test_epoch_samples_bounds_each_epoch_and_keeps_quality(monkeypatch) -> None:
     )
     _, history = fit_srae(z, y, cfg, show_progress=False)
     assert seen and set(seen) == {300}  # 1200 training rows, 300 per epoch
-    monkeypatch.setattr(steps, "_batches", real)
+    monkeypatch.setattr(epochs, "shuffled_batches", real)
     # the same number of samples seen: 60 epochs of 300 rows, 15 of 1200
     _, full = fit_srae(
         z, y, cfg.replace(epoch_samples=None, max_epochs=15), show_progress=False

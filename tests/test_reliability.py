@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import captum_srae.training.steps as steps
+import captum_srae.training.epochs as epochs
+import captum_srae.training.finetune as finetune
+import captum_srae.training.rounds as rounds
 from captum_srae import SRAEConfig, fit_srae
 from captum_srae.training import TrainingDivergedError
 from captum_srae.training.checkpoint import FOLDER, STATE_FILE, TENSOR_FILE
@@ -76,7 +78,7 @@ def test_absurd_learning_rate_recovers_or_raises_clearly(lr):
 
 def _poison_loss(monkeypatch, bad_calls):
     """Make ``srae_loss`` return NaN on the given (0-based) calls."""
-    real = steps.srae_loss
+    real = epochs.srae_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -87,7 +89,7 @@ def _poison_loss(monkeypatch, bad_calls):
             return terms._replace(total=terms.total * float("nan"))
         return terms
 
-    monkeypatch.setattr(steps, "srae_loss", poisoned)
+    monkeypatch.setattr(epochs, "srae_loss", poisoned)
     return calls
 
 
@@ -128,7 +130,7 @@ def test_nan_retries_zero_raises_at_first_fault(monkeypatch):
 @pytest.mark.filterwarnings("ignore:SRAE re-tuning")
 def test_nan_weights_in_pretraining_are_restored(monkeypatch):
     z, y = _data()
-    real = steps._batches
+    real = epochs.shuffled_batches
     calls = {"n": 0}
 
     def batches(n, bs, gen):  # corrupt a weight once, at the 2nd pretrain epoch
@@ -138,14 +140,14 @@ def test_nan_weights_in_pretraining_are_restored(monkeypatch):
         return real(n, bs, gen)
 
     state = {}
-    real_pretrain = steps._pretrain
+    real_pretrain = rounds.pretrain
 
-    def pretrain(srae, *args):
-        state["srae"] = srae
-        return real_pretrain(srae, *args)
+    def pretrain(ctx):
+        state["srae"] = ctx.srae
+        return real_pretrain(ctx)
 
-    monkeypatch.setattr(steps, "_batches", batches)
-    monkeypatch.setattr(steps, "_pretrain", pretrain)
+    monkeypatch.setattr(epochs, "shuffled_batches", batches)
+    monkeypatch.setattr(rounds, "pretrain", pretrain)
     with pytest.warns(RuntimeWarning, match="retrying"):
         srae, history = fit_srae(z, y, TINY, show_progress=False)
     _assert_finite_model(srae, z)
@@ -164,10 +166,14 @@ def test_poisoned_activations_or_scores_are_rejected(bad):
         _fit(z, y)
 
 
-@pytest.mark.parametrize("value", [-1, 1.5, True, "3"])
-def test_nan_retries_is_validated(value):
-    with pytest.raises(ValueError, match="nan_retries"):
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(-1, ValueError), (1.5, TypeError), (True, TypeError), ("3", TypeError)],
+)
+def test_nan_retries_is_validated(value, error):
+    with pytest.raises(error, match="nan_retries"):
         SRAEConfig(nan_retries=value)
+    assert SRAEConfig(nan_retries=0).nan_retries == 0
 
 
 # --------------------------------------------------------- checkpoint/resume
@@ -177,7 +183,7 @@ class _Stop(KeyboardInterrupt):
 
 def _interrupt_at(monkeypatch, k):
     """Raise KeyboardInterrupt at the k-th (1-based) fine-tuning epoch."""
-    real = steps._train_epoch
+    real = finetune.train_epoch
     calls = {"n": 0}
 
     def epoch(*args, **kwargs):
@@ -186,7 +192,7 @@ def _interrupt_at(monkeypatch, k):
             raise _Stop
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(steps, "_train_epoch", epoch)
+    monkeypatch.setattr(finetune, "train_epoch", epoch)
     return calls
 
 
@@ -287,12 +293,11 @@ def test_malicious_pickle_in_checkpoint_is_never_loaded(monkeypatch, tmp_path):
 
 
 _CHILD = """
-import sys, warnings, torch
+import json, sys, warnings, torch
 sys.path.insert(0, {root!r})
-from tests.test_reliability import TINY, _data
-from captum_srae import fit_srae
-z, y = _data()
-cfg = TINY.replace(max_epochs=150, patience=150, lr_step_epochs=150)
+from captum_srae import SRAEConfig, fit_srae
+z, y = torch.load({data!r}, weights_only=True)
+cfg = SRAEConfig.from_dict(json.loads({config!r}))
 warnings.simplefilter("ignore")
 fit_srae(z, y, cfg, show_progress=False, checkpoint_dir={ckpt!r})
 """
@@ -300,7 +305,13 @@ fit_srae(z, y, cfg, show_progress=False, checkpoint_dir={ckpt!r})
 
 def test_killed_process_resumes_from_its_checkpoint(tmp_path):
     root = str(Path(__file__).resolve().parents[1])
-    code = _CHILD.format(root=root, ckpt=str(tmp_path))
+    z, y = _data()
+    cfg = TINY.replace(max_epochs=150, patience=150, lr_step_epochs=150)
+    torch.save((z, y), tmp_path / "data.pt")  # the child imports no test module
+    config = json.dumps(cfg.to_dict())
+    code = _CHILD.format(
+        root=root, data=str(tmp_path / "data.pt"), config=config, ckpt=str(tmp_path)
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     state = tmp_path / FOLDER / STATE_FILE
@@ -324,8 +335,6 @@ def test_killed_process_resumes_from_its_checkpoint(tmp_path):
         proc.kill()
         proc.wait()
     assert epoch >= 3
-    z, y = _data()
-    cfg = TINY.replace(max_epochs=150, patience=150, lr_step_epochs=150)
     uninterrupted, ref_hist = _fit(z, y, cfg)
     srae, hist = _fit(z, y, cfg, checkpoint_dir=tmp_path)
     assert hist.resumed_from is not None and hist.resumed_from["epoch"] >= 3

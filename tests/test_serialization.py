@@ -25,20 +25,24 @@ from captum_srae.core.serialization import (
 )
 from captum_srae.utils import atomic as _atomic
 
-CONFIG = SRAEConfig(n_concepts=3, hidden_sizes=(8, 4))
 
+@pytest.fixture
+def make_srae(tiny_config: SRAEConfig):
+    """``make_srae(seed, decoder_relu)``: an SRAE(16 -> 2) with random weights."""
 
-def make_srae(seed: int = 0, decoder_relu: bool = False) -> SRAE:
-    torch.manual_seed(seed)
-    srae = SRAE(16, 2, CONFIG, decoder_relu=decoder_relu)
-    with torch.no_grad():
-        for p in srae.parameters():
-            p.copy_(torch.randn_like(p))
-        srae.z_mean.copy_(torch.randn(16))
-        srae.z_scale.copy_(torch.rand(16) + 0.5)
-        srae.y_mean.copy_(torch.randn(2))
-        srae.y_scale.copy_(torch.rand(2) + 0.5)
-    return srae.eval()
+    def make(seed: int = 0, decoder_relu: bool = False) -> SRAE:
+        torch.manual_seed(seed)
+        srae = SRAE(16, 2, tiny_config, decoder_relu=decoder_relu)
+        with torch.no_grad():
+            for p in srae.parameters():
+                p.copy_(torch.randn_like(p))
+            srae.z_mean.copy_(torch.randn(16))
+            srae.z_scale.copy_(torch.rand(16) + 0.5)
+            srae.y_mean.copy_(torch.randn(2))
+            srae.y_scale.copy_(torch.rand(2) + 0.5)
+        return srae.eval()
+
+    return make
 
 
 def inputs() -> torch.Tensor:
@@ -75,7 +79,7 @@ def patch_config(path: Path, **changes: object) -> None:
 
 
 @pytest.fixture
-def saved(tmp_path: Path) -> tuple[SRAE, Path]:
+def saved(tmp_path: Path, make_srae) -> tuple[SRAE, Path]:
     srae = make_srae()
     path = tmp_path / "model"
     save_srae(srae, path)
@@ -84,7 +88,7 @@ def saved(tmp_path: Path) -> tuple[SRAE, Path]:
 
 # ------------------------------------------------------------------ round trip
 @pytest.mark.parametrize("decoder_relu", [False, True])
-def test_round_trip_bitwise(tmp_path: Path, decoder_relu: bool) -> None:
+def test_round_trip_bitwise(tmp_path: Path, decoder_relu: bool, make_srae) -> None:
     srae = make_srae(decoder_relu=decoder_relu)
     srae.save(tmp_path / "m")
     loaded = SRAE.load(tmp_path / "m")
@@ -100,7 +104,7 @@ def test_round_trip_bitwise(tmp_path: Path, decoder_relu: bool) -> None:
     assert_same_outputs(srae, loaded)
 
 
-def test_round_trip_float64_and_str_path(tmp_path: Path) -> None:
+def test_round_trip_float64_and_str_path(tmp_path: Path, make_srae) -> None:
     srae = make_srae().double()
     save_srae(srae, str(tmp_path / "m"))
     loaded = load_srae(str(tmp_path / "m"))
@@ -129,7 +133,7 @@ def test_config_json_contents(saved: tuple[SRAE, Path]) -> None:
     assert doc["weights_sha256"] == sha256_bytes(weights)
 
 
-def test_metadata_round_trip(tmp_path: Path) -> None:
+def test_metadata_round_trip(tmp_path: Path, make_srae) -> None:
     meta = {"layer": "layer4", "classes": [1, 2], "acc": 0.5, "nested": {"a": None}}
     make_srae().save(tmp_path / "m", metadata=meta)
     doc = json.loads((tmp_path / "m" / "config.json").read_text())
@@ -137,7 +141,7 @@ def test_metadata_round_trip(tmp_path: Path) -> None:
     load_srae(tmp_path / "m")
 
 
-def test_metadata_not_serialisable(tmp_path: Path) -> None:
+def test_metadata_not_serialisable(tmp_path: Path, make_srae) -> None:
     with pytest.raises(TypeError, match="metadata"):
         save_srae(make_srae(), tmp_path / "m", metadata={"f": object()})
     with pytest.raises(TypeError, match="metadata"):
@@ -150,13 +154,15 @@ def test_load_to_device_map_location(saved: tuple[SRAE, Path]) -> None:
     assert loaded.z_mean.device.type == "cpu"
 
 
-def test_save_creates_parents(tmp_path: Path) -> None:
-    make_srae().save(tmp_path / "a" / "b" / "m")
-    load_srae(tmp_path / "a" / "b" / "m")
+def test_save_creates_parents(tmp_path: Path, make_srae) -> None:
+    srae = make_srae()
+    srae.save(tmp_path / "a" / "b" / "m")
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == ["m"]
+    assert_same_outputs(load_srae(tmp_path / "a" / "b" / "m"), srae)
 
 
 # ------------------------------------------------------------ atomic replace
-def test_save_over_existing_replaces(saved: tuple[SRAE, Path]) -> None:
+def test_save_over_existing_replaces(saved: tuple[SRAE, Path], make_srae) -> None:
     _, path = saved
     (path / "stale.txt").write_text("from an older save")
     other = make_srae(seed=1, decoder_relu=True)
@@ -170,7 +176,7 @@ def test_save_over_existing_replaces(saved: tuple[SRAE, Path]) -> None:
 
 
 def test_save_over_existing_fallback_without_exchange(
-    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch
+    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch, make_srae
 ) -> None:
     _, path = saved
     monkeypatch.setattr(_atomic, "_exchange", lambda a, b: False)
@@ -181,7 +187,7 @@ def test_save_over_existing_fallback_without_exchange(
 
 
 def test_exchange_is_used_on_linux(
-    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch
+    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch, make_srae
 ) -> None:
     if _atomic._renameat2() is None:
         pytest.skip("renameat2 not available")
@@ -195,7 +201,7 @@ def test_exchange_is_used_on_linux(
     assert leftovers(saved[1].parent) == []
 
 
-def test_save_onto_a_file_raises(tmp_path: Path) -> None:
+def test_save_onto_a_file_raises(tmp_path: Path, make_srae) -> None:
     target = tmp_path / "m"
     target.write_text("not a folder")
     with pytest.raises(ValueError, match="not a directory"):
@@ -210,7 +216,7 @@ def _assert_old_save_intact(srae: SRAE, path: Path) -> None:
 
 
 def test_failure_in_safetensors_save_keeps_old(
-    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch
+    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch, make_srae
 ) -> None:
     def boom(*args: object, **kwargs: object) -> bytes:
         raise RuntimeError("disk on fire")
@@ -222,7 +228,7 @@ def test_failure_in_safetensors_save_keeps_old(
 
 
 def test_failure_in_file_write_keeps_old(
-    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch
+    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch, make_srae
 ) -> None:
     def boom(self: Path, *args: object, **kwargs: object) -> int:
         raise OSError(28, "No space left on device")
@@ -236,7 +242,7 @@ def test_failure_in_file_write_keeps_old(
 
 
 def test_failure_in_exchange_keeps_old(
-    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch
+    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch, make_srae
 ) -> None:
     def boom(a: Path, b: Path) -> bool:
         raise OSError(5, "I/O error in renameat2")
@@ -248,7 +254,7 @@ def test_failure_in_exchange_keeps_old(
 
 
 def test_failure_in_rename_keeps_old(
-    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch
+    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch, make_srae
 ) -> None:
     def boom(src: object, dst: object) -> None:
         raise OSError(5, "I/O error in rename")
@@ -262,7 +268,7 @@ def test_failure_in_rename_keeps_old(
 
 
 def test_failure_in_second_rename_restores_old(
-    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch
+    saved: tuple[SRAE, Path], monkeypatch: pytest.MonkeyPatch, make_srae
 ) -> None:
     real_rename = os.rename
     calls = []
@@ -283,7 +289,7 @@ def test_failure_in_second_rename_restores_old(
 
 
 def test_failure_on_first_save_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_srae
 ) -> None:
     def boom(src: object, dst: object) -> None:
         raise OSError(5, "I/O error in rename")

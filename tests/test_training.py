@@ -13,7 +13,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import r2_score as sk_r2
 
-import captum_srae.training.steps as steps
+import captum_srae.training.finetune as finetune
 from captum_srae import SRAE, SRAEConfig, acceptance, fit_srae, r2_score
 
 # Small problems with a tiny network often fail the acceptance rule; the
@@ -115,7 +115,7 @@ def test_acceptance_rule_on_hand_set_contributions():
 
 
 def test_retuning_keeps_weights_when_the_rule_holds(monkeypatch):
-    monkeypatch.setattr(steps, "acceptance", lambda mc, cfg: True)
+    monkeypatch.setattr(finetune, "acceptance", lambda mc, cfg: True)
     z, y, _, _ = two_part_problem(n=300)
     cfg = FAST.replace(alpha_pred=7.0, alpha_rec=3.0, alpha_pt=2.0)
     _, history = fit_srae(z, y, cfg, show_progress=False)
@@ -126,7 +126,7 @@ def test_retuning_keeps_weights_when_the_rule_holds(monkeypatch):
 
 def test_retuning_changes_weights_only_after_a_rejected_round(monkeypatch):
     verdicts = iter([False, True])
-    monkeypatch.setattr(steps, "acceptance", lambda mc, cfg: next(verdicts))
+    monkeypatch.setattr(finetune, "acceptance", lambda mc, cfg: next(verdicts))
     z, y, _, _ = two_part_problem(n=300)
     cfg = FAST.replace(alpha_pred=7.0, alpha_rec=3.0, alpha_pt=2.0)
     _, history = fit_srae(z, y, cfg, show_progress=False)

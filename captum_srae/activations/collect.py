@@ -9,9 +9,8 @@ training flags); :func:`collect_activations` concatenates them on CPU.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import operator
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -19,76 +18,20 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_srae.activations.hooks import hook_scope
+from captum_srae.activations.inputs import iter_input_batches
+from captum_srae.activations.layers import layer_name, resolve_layer
+
+__all__ = [
+    "POOLINGS",
+    "TargetLike",
+    "activation_batches",
+    "collect_activations",
+    "model_device",
+    "pool_activations",
+]
 
 POOLINGS = ("avg", "flatten")
 TargetLike = int | Sequence[int] | None
-
-
-def resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
-    r"""Return the submodule of ``model`` named or given by ``layer``.
-
-    Args:
-        model (nn.Module): the explained model.
-        layer (str or nn.Module): a dotted name as listed by
-            ``model.named_modules()`` (e.g. ``"layer4"``, ``"layer4.1.conv2"``,
-            ``"features.3"``) or a module of ``model``.
-
-    Returns:
-        nn.Module: the layer.
-
-    Raises:
-        ValueError: if no submodule has that name (close matches are suggested)
-            or the module is not part of ``model``.
-        TypeError: if ``layer`` is neither a string nor a module.
-
-    Examples::
-
-        >>> conv = resolve_layer(resnet, "layer4.1.conv2")
-    """
-    if isinstance(layer, str):
-        modules = dict(model.named_modules())
-        if layer in modules:
-            return modules[layer]
-        names = [name for name in modules if name]
-        close = difflib.get_close_matches(layer, names, n=3)
-        hint = f"did you mean {' or '.join(map(repr, close))}?" if close else ""
-        if not close:
-            hint = f"available names: {', '.join(map(repr, names[:8]))}, ..."
-        raise ValueError(
-            f"layer {layer!r} is not a submodule of {type(model).__name__}; {hint}"
-        )
-    if isinstance(layer, nn.Module):
-        if any(module is layer for module in model.modules()):
-            return layer
-        raise ValueError(
-            f"layer {type(layer).__name__} is not a submodule of "
-            f"{type(model).__name__}; pass one of its modules or a dotted name"
-        )
-    raise TypeError(
-        f"layer must be a dotted name (str) or an nn.Module, got {type(layer).__name__}"
-    )
-
-
-def layer_name(model: nn.Module, module: nn.Module) -> str | None:
-    r"""Return the dotted name of ``module`` inside ``model`` (``""`` for the model).
-
-    Args:
-        model (nn.Module): the model.
-        module (nn.Module): a module, possibly of ``model``.
-
-    Returns:
-        str or None: its name as in ``model.named_modules()``, or None if
-        ``module`` is not part of ``model``.
-
-    Examples::
-
-        >>> layer_name(resnet, resnet.layer4[1].conv2)
-        'layer4.1.conv2'
-    """
-    for name, candidate in model.named_modules():
-        if candidate is module:
-            return name
-    return None
 
 
 def pool_activations(a: Tensor, pooling: str = "avg") -> Tensor:
@@ -130,98 +73,6 @@ def pool_activations(a: Tensor, pooling: str = "avg") -> Tensor:
             )
         return a.mean(dim=tuple(range(2, a.ndim)))
     return a.flatten(1)
-
-
-def _batch_inputs(batch: Any, index: int) -> tuple[Tensor, ...]:
-    """The input tensors of one batch drawn from an iterable (see below)."""
-    if isinstance(batch, dict):
-        raise TypeError(
-            f"batch {index} is a dict; dict batches are not supported: map them to "
-            "tensors or (inputs, labels), e.g. (b['pixel_values'] for b in loader)"
-        )
-    if isinstance(batch, (tuple, list)):
-        if not batch:
-            raise ValueError(f"batch {index} is an empty {type(batch).__name__}")
-        batch = batch[0]
-    inputs = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
-    if not inputs or not all(isinstance(t, Tensor) for t in inputs):
-        raise TypeError(
-            f"batch {index}: the input must be a Tensor or a tuple of Tensors, got "
-            f"{type(batch).__name__}"
-        )
-    _check_lengths(inputs, f"batch {index}")
-    return inputs
-
-
-def _check_lengths(inputs: tuple[Tensor, ...], where: str) -> int:
-    if any(t.ndim == 0 for t in inputs):
-        raise ValueError(f"{where}: inputs must have a batch dimension, got 0-D")
-    lengths = {int(t.shape[0]) for t in inputs}
-    if len(lengths) > 1:
-        raise ValueError(f"{where}: inputs differ in length along dim 0: {lengths}")
-    return lengths.pop()
-
-
-def iter_input_batches(data: Any, batch_size: int = 64) -> Iterator[tuple[Tensor, ...]]:
-    r"""Normalise the data forms accepted by :func:`collect_activations`.
-
-    Args:
-        data: one of
-
-            - a Tensor ``(N, ...)``: split into chunks of ``batch_size``;
-            - a tuple of Tensors of equal length (inputs of a multi-input
-              model): chunked together;
-            - a DataLoader or any other iterable of batches (``batch_size`` is
-              then ignored). A batch is a Tensor, or a tuple/list whose first
-              element is the input (a Tensor, or a tuple of Tensors for a
-              multi-input model) and whose other elements (labels) are dropped.
-              A ``DataLoader(TensorDataset(x, labels))`` thus gives ``x``.
-        batch_size (int, optional): chunk size for Tensor data. Default: 64
-
-    Returns:
-        Iterator of tuple[Tensor, ...]: the inputs of each batch, as a tuple.
-
-    Raises:
-        ValueError: if ``data`` has no batches, ``batch_size < 1``, or the
-            inputs differ in length.
-        TypeError: for dict batches, or batches/data of another type.
-
-    Examples::
-
-        >>> [b[0].shape[0] for b in iter_input_batches(torch.zeros(5, 3), 2)]
-        [2, 2, 1]
-    """
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    if isinstance(data, Tensor) or (
-        isinstance(data, tuple) and data and all(isinstance(t, Tensor) for t in data)
-    ):
-        tensors = (data,) if isinstance(data, Tensor) else tuple(data)
-        n = _check_lengths(tensors, "data")
-        if n == 0:
-            raise ValueError("data yielded no batches")
-        return (
-            tuple(t[i : i + batch_size] for t in tensors)
-            for i in range(0, n, batch_size)
-        )
-    if isinstance(data, (str, bytes, dict)) or not isinstance(data, Iterable):
-        raise TypeError(
-            "data must be a Tensor, a tuple of Tensors or an iterable of batches, "
-            f"got {type(data).__name__}"
-        )
-    return _iter_batches(data)
-
-
-def _iter_batches(data: Iterable[Any]) -> Iterator[tuple[Tensor, ...]]:
-    index = -1
-    for index, batch in enumerate(data):
-        yield _batch_inputs(batch, index)
-    if index < 0:
-        raise ValueError("data yielded no batches")
 
 
 def _check_target(target: Any) -> list[int] | None:
@@ -293,21 +144,75 @@ def activation_batches(
         ...         print(z.shape, y.shape)  # (B, 512), (B, 1)
     """
     module = resolve_layer(model, layer)
-    name = layer_name(model, module) or type(module).__name__
     pool_activations(torch.zeros(1, 1), pooling)  # validates ``pooling``
     targets = _check_target(target)
     batches = iter_input_batches(data, batch_size)
+    dev = model_device(model, device)
     extra = () if additional_forward_args is None else additional_forward_args
     extra = extra if isinstance(extra, tuple) else (extra,)
-    params = (p.device for p in model.parameters())
-    dev = torch.device(device) if device is not None else next(params, None)
     if dev is not None:
         extra = tuple(a.to(dev) if isinstance(a, Tensor) else a for a in extra)
-    state: dict[str, Any] = {"active": False, "open": True, "mine": lambda: True}
+    capture = _Capture(model, module, pooling, extra, dev)
+    flags = [(m, m.training) for m in model.modules()]
+    handle = module.register_forward_hook(capture.hook)
+    try:
+        model.eval()
+        yield capture.pairs(batches, targets)
+    finally:
+        capture.open = False
+        handle.remove()
+        for m, training in flags:
+            m.training = training
 
-    def hook(_module: nn.Module, _inputs: Any, output: Any) -> None:
-        if not state["active"] or not state["mine"]():
+
+def model_device(
+    model: nn.Module, device: str | torch.device | None
+) -> torch.device | None:
+    """The device inputs are moved to.
+
+    Args:
+        model (nn.Module): the model.
+        device (str or torch.device, optional): the device asked for.
+
+    Returns:
+        *torch.device or None*: ``device``; if None, the device of the
+        model's first parameter, or None for a model without parameters.
+    """
+    if device is not None:
+        return torch.device(device)
+    return next((p.device for p in model.parameters()), None)
+
+
+class _Capture:
+    """The forward hook of :func:`activation_batches` and the passes it watches.
+
+    Args:
+        model (nn.Module): the model.
+        module (nn.Module): the hooked layer.
+        pooling (str): see :func:`pool_activations`.
+        extra (tuple): arguments passed after the inputs.
+        dev (torch.device or None): where the inputs are moved.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        module: nn.Module,
+        pooling: str,
+        extra: tuple[Any, ...],
+        dev: torch.device | None,
+    ) -> None:
+        self.model, self.pooling, self.extra, self.dev = model, pooling, extra, dev
+        self.name = layer_name(model, module) or type(module).__name__
+        self.active, self.open = False, True
+        self.mine: Callable[[], bool] = lambda: True
+        self.z: Tensor | None = None
+
+    def hook(self, _module: nn.Module, _inputs: Any, output: Any) -> None:
+        """Record the pooled output of the layer in a watched pass."""
+        if not self.active or not self.mine():
             return
+        name = self.name
         if not isinstance(output, Tensor):
             raise TypeError(
                 f"layer {name!r} must return a single Tensor, got "
@@ -315,42 +220,35 @@ def activation_batches(
             )
         if output.ndim < 2:
             raise ValueError(f"layer {name!r} output is {output.ndim}-D, not batched")
-        z = pool_activations(output.detach(), pooling)
+        z = pool_activations(output.detach(), self.pooling)
         # Copy views: later in-place ops of the model (ReLU(inplace), +=) must
         # not change the stored activations.
-        state["z"] = z.clone() if z.data_ptr() == output.data_ptr() else z
+        self.z = z.clone() if z.data_ptr() == output.data_ptr() else z
 
-    def generate() -> Iterator[tuple[Tensor, Tensor]]:
+    def pairs(
+        self, batches: Iterable[tuple[Tensor, ...]], targets: list[int] | None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Run the model on each batch; yield ``(z, scores)``."""
         for i, inputs in enumerate(batches):
-            if not state["open"]:
+            if not self.open:
                 raise RuntimeError("activation_batches used after its with-block")
-            if dev is not None:
-                inputs = tuple(t.to(dev) for t in inputs)
-            state.pop("z", None)
-            state["active"] = True
+            if self.dev is not None:
+                inputs = tuple(t.to(self.dev) for t in inputs)
+            self.z = None
+            self.active = True
             try:
                 with hook_scope() as mine, torch.no_grad():
-                    state["mine"] = mine
-                    output = model(*inputs, *extra)
+                    self.mine = mine
+                    output = self.model(*inputs, *self.extra)
             finally:
-                state["active"] = False
-            if "z" not in state:
+                self.active = False
+            z, self.z = self.z, None
+            if z is None:
                 raise ValueError(
-                    f"layer {name!r} was not reached in the forward pass of batch {i}"
+                    f"layer {self.name!r} was not reached in the forward pass of "
+                    f"batch {i}"
                 )
-            z = state.pop("z")
-            yield z, _select_scores(output, targets, z, i, name)
-
-    flags = [(m, m.training) for m in model.modules()]
-    handle = module.register_forward_hook(hook)
-    try:
-        model.eval()
-        yield generate()
-    finally:
-        state["open"] = False
-        handle.remove()
-        for m, training in flags:
-            m.training = training
+            yield z, _select_scores(output, targets, z, i, self.name)
 
 
 def _select_scores(

@@ -20,11 +20,11 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from torch import Tensor, nn
+from torch import nn
 
 from captum_srae.activations.hooks import hook_scope
 
-__all__ = ["run_hooked"]
+__all__ = ["run_hooked", "run_model"]
 
 #: calls of each module in one complete forward pass, as last seen
 _CALLS: weakref.WeakKeyDictionary[nn.Module, int] = weakref.WeakKeyDictionary()
@@ -34,15 +34,22 @@ class _StopForward(Exception):
     """Internal: raised by a forward hook when every needed output is recorded."""
 
 
-def _run_model(forward_func: Callable[..., Any], inputs: tuple, extra: tuple) -> Any:
-    try:
-        return forward_func(*inputs, *extra)
-    except RuntimeError as exc:
-        shapes = [tuple(t.shape) for t in inputs if isinstance(t, Tensor)]
-        raise ValueError(
-            f"inputs of shape {shapes[0] if len(shapes) == 1 else shapes} do not "
-            f"fit forward_func (wrong rank, channel count or size?): {exc}"
-        ) from exc
+def run_model(forward_func: Callable[..., Any], inputs: tuple, extra: tuple) -> Any:
+    """Call ``forward_func(*inputs, *extra)``.
+
+    An exception of the model (CUDA out of memory, a device mismatch, a bug
+    in its forward, inputs of the wrong shape) propagates unchanged: its type,
+    message and traceback are the model's.
+
+    Args:
+        forward_func (Callable): the model.
+        inputs (tuple): its inputs.
+        extra (tuple): arguments passed after the inputs.
+
+    Returns:
+        *Any*: the model output.
+    """
+    return forward_func(*inputs, *extra)
 
 
 def run_hooked(
@@ -92,7 +99,7 @@ def run_hooked(
     with hook_scope() as mine:
         handles = [m.register_forward_hook(make_hook(k)) for k, m in modules.items()]
         try:
-            out = _run_model(forward_func, inputs, extra)
+            out = run_model(forward_func, inputs, extra)
         except _StopForward:
             stopped = True
         finally:

@@ -4,27 +4,32 @@ r"""Disk-backed activations for data sets larger than memory.
 :func:`collect_activations_to_disk` runs the model over a data set once (as
 :func:`~captum_srae.collect_activations` does, through
 :func:`~captum_srae.activation_batches`) and writes the pooled activations
-``z`` and scores ``y`` to ``.npy`` shards of at most ``shard_size`` rows, so
-memory stays bounded by one shard whatever the number of images. Every shard
-is written to a temporary file and renamed into place, and ``manifest.json``
-(also replaced atomically) lists the finished shards: a collection killed at
-any point resumes after its last finished shard (the data must then come in
-the same order, e.g. a DataLoader without shuffling).
+``z`` and scores ``y`` to ``.npy`` shards of about ``shard_size`` rows (a
+shard ends with the batch that reaches ``shard_size``), so memory stays
+bounded by one shard whatever the number of images. Every shard is written
+to a temporary file and renamed into place, and ``manifest.json`` (also
+replaced atomically) lists the finished shards: a collection killed at any
+point resumes after its last finished shard (the data must then come in the
+same order, e.g. a DataLoader without shuffling).
+:func:`write_activations_to_disk` writes activations computed elsewhere in
+the same layout (shards of exactly ``shard_size`` rows but the last). The
+files are those of :mod:`captum_srae.activations.store_files`.
 
-:class:`ActivationStore` opens such a folder read-only through memory maps and
-serves rows, batches, a ``torch.utils.data.Dataset`` and the per-dimension
-mean and standard deviation in one streaming pass.
+:class:`ActivationStore` (from :mod:`captum_srae.activations.store_reader`)
+opens such a folder read-only through memory maps and serves rows, batches, a
+``torch.utils.data.Dataset`` and the per-dimension mean and standard
+deviation in one streaming pass.
 
-With ``world_size > 1`` (see :mod:`captum_srae.training.distributed`) rank ``r`` takes
-the batches ``i`` with ``i % world_size == r`` and writes them under
-``path/part-<r>``; :class:`ActivationStore` on ``path`` reads the parts in
+With ``world_size > 1`` (see :mod:`captum_srae.training.distributed`) rank
+``r`` takes the batches ``i`` with ``i % world_size == r`` and writes them
+under ``path/part-<r>``; :class:`ActivationStore` on ``path`` reads the parts in
 rank order.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +40,18 @@ from torch import Tensor, nn
 from captum_srae.activations.collect import (
     TargetLike,
     activation_batches,
-    iter_input_batches,
-    layer_name,
-    resolve_layer,
+    model_device,
 )
+from captum_srae.activations.inputs import iter_input_batches
+from captum_srae.activations.layers import layer_name, resolve_layer
 from captum_srae.activations.store_files import (
-    _FORMAT,
-    _MANIFEST,
     PathLike,
-    _read_manifest,
-    _save_npy,
-    _write_manifest,
-    write_activations_to_disk,
+    ShardWriter,
+    new_manifest,
+    read_manifest,
 )
+from captum_srae.activations.store_reader import ActivationStore
+from captum_srae.utils.validation import check_int
 
 __all__ = [
     "ActivationStore",
@@ -81,20 +85,17 @@ def collect_activations_to_disk(
             resumable collection the batches must come in a fixed order.
         path (str or PathLike): the folder (created if needed). If it holds an
             unfinished collection with the same layer, target and pooling, the
-            collection resumes after the last finished shard; a finished one
-            is returned as it is. On a resume the finished batches are read
-            from ``data`` again but not run through the model.
+            collection resumes after the last finished shard (the finished
+            batches are read from ``data`` again but not run through the
+            model); a finished one is returned as it is.
         target (int or list of int, optional): the scores to keep, as in
             :func:`~captum_srae.collect_activations`. Default: None
-        pooling (str, optional): ``"avg"`` or ``"flatten"``. Default: "avg"
-        additional_forward_args (Any, optional): extra model arguments.
-            Default: None
-        batch_size (int, optional): chunk size for Tensor data. Default: 64
-        device (str or torch.device, optional): device of the inputs; None
-            uses the model's. On CUDA the batches are copied from pinned
-            memory with ``non_blocking=True``. Default: None
-        shard_size (int, optional): rows per shard file; peak memory is about
-            one shard of activations. Default: 8192
+        pooling, additional_forward_args, batch_size, device: as in
+            :func:`~captum_srae.activation_batches` (on CUDA the batches are
+            copied from pinned memory with ``non_blocking=True``).
+        shard_size (int, optional): rows per shard file (a shard ends with the
+            batch that reaches it); peak memory is about one shard of
+            activations. Default: 8192
         rank (int, optional): this process's rank. Default: 0
         world_size (int, optional): number of processes sharing the data; rank
             ``r`` takes the batches ``i`` with ``i % world_size == r``.
@@ -107,9 +108,11 @@ def collect_activations_to_disk(
         :func:`~captum_srae.training.distributed.collect_activations_distributed` does).
 
     Raises:
-        ValueError: on bad ``shard_size``/``rank``/``world_size``, or when
-            ``path`` holds a collection made with other settings; as
-            :func:`~captum_srae.activation_batches` otherwise.
+        TypeError: if ``shard_size``, ``rank`` or ``world_size`` is not an int.
+        ValueError: on ``shard_size``/``world_size`` below 1, a ``rank``
+            outside ``[0, world_size)``, or a ``path`` that holds a collection
+            made with other settings; as :func:`~captum_srae.activation_batches`
+            otherwise.
 
     Examples::
 
@@ -118,104 +121,109 @@ def collect_activations_to_disk(
         >>> len(store), store.dim
         (50000, 512)
     """
-    for name, value, low in (
-        ("shard_size", shard_size, 1),
-        ("world_size", world_size, 1),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if (
-        isinstance(rank, bool)
-        or not isinstance(rank, int)
-        or not 0 <= rank < world_size
-    ):
-        raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
+    _check_sharding(shard_size, rank, world_size)
     module = resolve_layer(model, layer)
-    folder = Path(path) / f"part-{rank:05d}" if world_size > 1 else Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    settings = {
-        "format": _FORMAT,
-        "layer": layer_name(model, module) or type(module).__name__,
-        "target": target if target is None or isinstance(target, int) else list(target),
-        "pooling": pooling,
-        "rank": rank,
-        "world_size": world_size,
-    }
-    manifest = _read_manifest(folder)
-    if manifest is not None:
-        old = {k: manifest.get(k) for k in settings}
-        if old != settings:
-            raise ValueError(
-                f"path {str(folder)!r} holds activations collected with {old}, "
-                f"not {settings}; choose another folder"
-            )
-        if manifest["complete"]:
-            return ActivationStore(path) if world_size == 1 else None
-    else:
-        manifest = {**settings, "complete": False, "batches": 0, "shards": []}
-    dev = _device(model, device)
-    done = int(manifest["batches"])
-    batches = _my_batches(data, batch_size, rank, world_size, done, dev)
-    buf_z: list[Tensor] = []
-    buf_y: list[Tensor] = []
-    rows = 0
-    consumed = done
-
-    def flush() -> None:
-        nonlocal rows
-        if not buf_z:
-            return
-        index = len(manifest["shards"])
-        z = torch.cat(buf_z).numpy().astype(np.float32, copy=False)
-        y = torch.cat(buf_y).numpy().astype(np.float32, copy=False)
-        _save_npy(folder / f"z-{index:05d}.npy", z)
-        _save_npy(folder / f"y-{index:05d}.npy", y)
-        manifest["shards"].append({"rows": int(z.shape[0])})
-        manifest["batches"] = consumed
-        manifest["dim"], manifest["n_outputs"] = int(z.shape[1]), int(y.shape[1])
-        _write_manifest(folder, manifest)
-        buf_z.clear()
-        buf_y.clear()
-        rows = 0
-
-    with activation_batches(
-        model,
-        module,
-        batches,
-        target,
-        pooling=pooling,
-        additional_forward_args=additional_forward_args,
-        batch_size=batch_size,
-        device=dev,
-    ) as it:
-        for z, y in it:
-            buf_z.append(z.to("cpu", dtype=torch.float32))
-            buf_y.append(y.to("cpu", dtype=torch.float32))
-            rows += z.shape[0]
-            consumed = done + batches.seen
-            if rows >= shard_size:
-                flush()
-    consumed = done + batches.seen
-    flush()
-    manifest["batches"] = consumed
-    manifest["complete"] = True
-    _write_manifest(folder, manifest)
+    writer = _open_writer(path, model, module, target, pooling, rank, world_size)
+    if not writer.manifest["complete"]:
+        dev = model_device(model, device)
+        batches = _RankBatches(data, batch_size, rank, world_size, writer, dev)
+        with activation_batches(
+            model,
+            module,
+            batches,
+            target,
+            pooling=pooling,
+            additional_forward_args=additional_forward_args,
+            batch_size=batch_size,
+            device=dev,
+        ) as pairs:
+            _write_pairs(writer, pairs, batches, shard_size)
     return ActivationStore(path) if world_size == 1 else None
 
 
-class _MyBatches:
-    """This rank's batches after ``skip`` of them, wrapped for
-    ``activation_batches``; counts the batches handed out (``seen``)."""
+def _check_sharding(shard_size: int, rank: int, world_size: int) -> None:
+    check_int(shard_size, "shard_size")
+    check_int(world_size, "world_size")
+    if check_int(rank, "rank", minimum=0) >= world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
+
+
+def _write_pairs(
+    writer: ShardWriter,
+    pairs: Iterable[tuple[Tensor, Tensor]],
+    batches: _RankBatches,
+    shard_size: int,
+) -> None:
+    """Write ``(z, y)`` pairs as shards once ``shard_size`` rows are buffered,
+    recording the input batches consumed; complete the collection."""
+    for z, y in pairs:
+        writer.add(_float32(z), _float32(y))
+        if writer.rows >= shard_size:
+            writer.flush(batches.consumed)
+    writer.finish(batches.consumed)
+
+
+#: the manifest entries that record progress, not settings
+_PROGRESS = ("complete", "batches", "shards")
+
+
+def _open_writer(
+    path: PathLike,
+    model: nn.Module,
+    module: nn.Module,
+    target: TargetLike,
+    pooling: str,
+    rank: int,
+    world_size: int,
+) -> ShardWriter:
+    """The writer of this rank's folder: a new collection, or the unfinished
+    (or finished) one there if it was made with the same settings."""
+    folder = Path(path) / f"part-{rank:05d}" if world_size > 1 else Path(path)
+    name = layer_name(model, module) or type(module).__name__
+    kept = target if target is None or isinstance(target, int) else list(target)
+    settings = new_manifest(name, kept, pooling, rank, world_size)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return ShardWriter(folder, settings)
+    old = {k: manifest.get(k) for k in settings if k not in _PROGRESS}
+    new = {k: v for k, v in settings.items() if k not in _PROGRESS}
+    if old != new:
+        raise ValueError(
+            f"path {str(folder)!r} holds activations collected with {old}, "
+            f"not {new}; choose another folder"
+        )
+    return ShardWriter(folder, manifest)
+
+
+def _float32(t: Tensor) -> np.ndarray:
+    return t.to("cpu", dtype=torch.float32).numpy()
+
+
+class _RankBatches:
+    """This rank's batches after those ``writer`` has written, wrapped for
+    ``activation_batches``; counts the batches consumed (``consumed``)."""
 
     def __init__(
-        self, source: Iterator[tuple[Tensor, ...]], dev: torch.device | None
+        self,
+        data: Any,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        writer: ShardWriter,
+        dev: torch.device | None,
     ) -> None:
-        self.source, self.dev, self.seen = source, dev, 0
+        mine = itertools.islice(
+            iter_input_batches(data, batch_size), rank, None, world_size
+        )
+        self.consumed = int(writer.manifest["batches"])
+        self.source = itertools.islice(mine, self.consumed, None)
+        self.dev = dev
 
     def __iter__(self) -> Iterator[tuple[tuple[Tensor, ...]]]:
         cuda = self.dev is not None and self.dev.type == "cuda"
         for inputs in self.source:
-            self.seen += 1
+            self.consumed += 1
             if cuda:  # pinned host memory lets the copy overlap the compute
                 inputs = tuple(
                     t.pin_memory().to(self.dev, non_blocking=True) for t in inputs
@@ -223,152 +231,71 @@ class _MyBatches:
             yield (inputs,)
 
 
-def _my_batches(
-    data: Any,
-    batch_size: int,
-    rank: int,
-    world_size: int,
-    skip: int,
-    dev: torch.device | None,
-) -> _MyBatches:
-    mine = itertools.islice(
-        iter_input_batches(data, batch_size), rank, None, world_size
-    )
-    return _MyBatches(itertools.islice(mine, skip, None), dev)
+def write_activations_to_disk(
+    batches: Iterable[tuple[Any, Any]],
+    path: PathLike,
+    *,
+    shard_size: int = 8192,
+) -> ActivationStore:
+    r"""Write activations computed elsewhere to a store folder.
 
-
-def _device(model: nn.Module, device: Any) -> torch.device | None:
-    if device is not None:
-        return torch.device(device)
-    return next((p.device for p in model.parameters()), None)
-
-
-class ActivationStore:
-    r"""Read-only access to activations written by
-    :func:`collect_activations_to_disk` (memory-mapped ``.npy`` shards).
+    The folder has the layout of :func:`collect_activations_to_disk` (shards
+    of ``shard_size`` rows but the last, atomic writes, ``manifest.json``),
+    with no layer, target or pooling recorded. Memory stays at about one
+    shard.
 
     Args:
-        path (str or PathLike): the folder (or the parent of ``part-*``
-            folders written by several ranks).
+        batches (iterable of (z, y)): activation batches ``(B, D)`` and their
+            scores ``(B,)`` or ``(B, K)`` (tensors or arrays), e.g.
+            ``[(z, y)]`` for data already in memory.
+        path (str or PathLike): a new or empty folder (created if needed).
+        shard_size (int, optional): rows per shard file. Default: 8192
+
+    Returns:
+        *ActivationStore*: the written activations, opened read-only.
 
     Raises:
-        ValueError: if the folder holds no finished collection.
+        TypeError: if ``shard_size`` is not an int.
+        ValueError: on a ``shard_size`` below 1, a folder that already holds
+            a collection, batches of mismatched shapes, or no rows at all.
 
     Examples::
 
-        >>> store = ActivationStore("acts/")
-        >>> for z, y in store.batches(1024):
-        ...     ...
-        >>> mean, std = store.stats()
+        >>> store = write_activations_to_disk([(z, y)], "acts/")
+        >>> fit_srae(store, config=config)
     """
+    shard_size = check_int(shard_size, "shard_size")
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    if read_manifest(folder) is not None:
+        raise ValueError(f"path {str(folder)!r} already holds a collection")
+    writer = ShardWriter(folder, new_manifest(None, None, None))
+    count = 0
+    for count, (z, y) in enumerate(batches, start=1):
+        writer.add(*_rows(z, y, count - 1, writer.widths))
+        while writer.rows >= shard_size:
+            writer.flush(count, shard_size)
+    if writer.rows:
+        writer.flush(count)
+    if not writer.shards:
+        raise ValueError("batches must hold at least one row")
+    writer.finish(count)
+    return ActivationStore(folder)
 
-    def __init__(self, path: PathLike) -> None:
-        root = Path(path)
-        folders = (
-            [root]
-            if (root / _MANIFEST).exists()
-            else sorted(root.glob("part-*"))
-            if root.is_dir()
-            else []
+
+def _rows(
+    z: Any, y: Any, index: int, widths: tuple[int, int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batch ``index`` as float32 arrays ``(B, D)`` and ``(B, K)``, checked
+    against the ``widths`` of the batches before it."""
+    z_np = np.asarray(z.detach().cpu() if isinstance(z, Tensor) else z)
+    y_np = np.asarray(y.detach().cpu() if isinstance(y, Tensor) else y)
+    y_np = y_np.reshape(-1, 1) if y_np.ndim == 1 else y_np
+    if z_np.ndim != 2 or y_np.ndim != 2 or z_np.shape[0] != y_np.shape[0]:
+        raise ValueError(
+            f"batch {index}: expected z (B, D) and y (B,) or (B, K), got shapes "
+            f"{z_np.shape} and {np.shape(y)}"
         )
-        if not folders:
-            raise ValueError(f"path {str(root)!r} holds no collected activations")
-        self._z: list[np.ndarray] = []
-        self._y: list[np.ndarray] = []
-        for folder in folders:
-            manifest = _read_manifest(folder)
-            if manifest is None or not manifest["complete"]:
-                raise ValueError(
-                    f"{str(folder)!r} holds an unfinished collection; run "
-                    "collect_activations_to_disk again to resume it"
-                )
-            for i in range(len(manifest["shards"])):  # a part may be empty
-                self._z.append(np.load(folder / f"z-{i:05d}.npy", mmap_mode="r"))
-                self._y.append(np.load(folder / f"y-{i:05d}.npy", mmap_mode="r"))
-        if not self._z:
-            raise ValueError(f"path {str(root)!r} holds an empty collection")
-        self.path = root
-        self._ends = np.cumsum([a.shape[0] for a in self._z])
-        self.dim = int(self._z[0].shape[1])
-        self.n_outputs = int(self._y[0].shape[1])
-
-    def __len__(self) -> int:
-        return int(self._ends[-1])
-
-    def rows(self, index: Tensor | np.ndarray | list[int]) -> tuple[Tensor, Tensor]:
-        """``(z, y)`` of the rows ``index`` (any order), as float32 tensors."""
-        idx = np.asarray(index, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-            raise IndexError(f"row index out of range for a store of {len(self)}")
-        shard = np.searchsorted(self._ends, idx, side="right")
-        starts = np.concatenate([[0], self._ends[:-1]])
-        z = np.empty((idx.size, self.dim), np.float32)
-        y = np.empty((idx.size, self.n_outputs), np.float32)
-        for s in np.unique(shard):
-            sel = shard == s
-            local = idx[sel] - starts[s]
-            z[sel], y[sel] = self._z[s][local], self._y[s][local]
-        return torch.from_numpy(z), torch.from_numpy(y)
-
-    def batches(
-        self, batch_size: int, *, shuffle: bool = False, seed: int = 0
-    ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(z, y)`` batches; with ``shuffle`` a seeded permutation."""
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, int)
-            or batch_size < 1
-        ):
-            raise ValueError(
-                f"batch_size must be a positive integer, got {batch_size!r}"
-            )
-        if shuffle:
-            order = np.random.default_rng(seed).permutation(len(self))
-            for i in range(0, len(self), batch_size):
-                yield self.rows(order[i : i + batch_size])
-            return
-        for i in range(0, len(self), batch_size):
-            yield self.rows(np.arange(i, min(i + batch_size, len(self))))
-
-    def stats(self, chunk: int = 65536) -> tuple[Tensor, Tensor]:
-        r"""Per-dimension mean and standard deviation of ``z`` in one pass.
-
-        Chunked sums in float64: ``mean = Σz / N``,
-        ``std = sqrt((Σz² − N·mean²) / (N − 1))``.
-
-        Returns:
-            *tuple[Tensor, Tensor]*: mean and std, float64, shape ``(D,)``.
-        """
-        total = np.zeros(self.dim)
-        squares = np.zeros(self.dim)
-        for z, _ in self.batches(chunk):
-            z64 = z.double().numpy()
-            total += z64.sum(0)
-            squares += (z64**2).sum(0)
-        n = len(self)
-        mean = total / n
-        var = np.maximum(squares - n * mean**2, 0.0) / max(n - 1, 1)
-        return torch.from_numpy(mean), torch.from_numpy(np.sqrt(var))
-
-    def load(self) -> tuple[Tensor, Tensor]:
-        """All rows in memory: ``(z, y)`` of shapes ``(N, D)`` and ``(N, K)``."""
-        return (
-            torch.from_numpy(np.concatenate(self._z)),
-            torch.from_numpy(np.concatenate(self._y)),
-        )
-
-    def dataset(self) -> torch.utils.data.Dataset:
-        """A map-style ``Dataset`` of ``(z, y)`` rows (for a ``DataLoader``)."""
-        return _StoreDataset(self)
-
-
-class _StoreDataset(torch.utils.data.Dataset):
-    def __init__(self, store: ActivationStore) -> None:
-        self.store = store
-
-    def __len__(self) -> int:
-        return len(self.store)
-
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        z, y = self.store.rows([i])
-        return z[0], y[0]
+    if widths is not None and (z_np.shape[1], y_np.shape[1]) != widths:
+        raise ValueError(f"batch {index} has other widths than the first batch")
+    return z_np.astype(np.float32, copy=False), y_np.astype(np.float32, copy=False)

@@ -24,7 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from captum_srae.apps.commands import add_user_commands
 from captum_srae.apps.commands.argtypes import nonnegative_int
+from captum_srae.apps.commands.compare import add_compare_command
+from captum_srae.utils.version import __version__
 
 __all__ = ["build_parser", "format_summary", "main"]
 
@@ -33,8 +36,6 @@ PROG = "captum-srae"
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the command line, with its subcommands."""
-    from captum_srae.utils.version import __version__
-
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=(
@@ -47,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", title="commands"
     )
     commands.required = True
+    _add_demo_command(commands)
+    add_user_commands(commands)
+    add_compare_command(commands)
+    return parser
+
+
+def _add_demo_command(commands: Any) -> None:
+    """Register ``demo`` on the subparsers ``commands``."""
     demo = commands.add_parser(
         "demo",
         help="explain a CNN on generated bird-like images (no downloads)",
@@ -108,12 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not show progress bars",
     )
     demo.set_defaults(handler=_run_demo_command)
-    from captum_srae.apps.commands import add_user_commands
-    from captum_srae.apps.commands.compare import add_compare_command
-
-    add_user_commands(commands)
-    add_compare_command(commands)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

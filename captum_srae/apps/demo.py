@@ -34,20 +34,29 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from captum_srae.activations import collect_activations
+from captum_srae.apps.demo_report import write_demo_output
 from captum_srae.attribution import SRAEAttribution
 from captum_srae.core.config import SRAEConfig
 from captum_srae.datasets import PartsData, make_parts_dataset
 from captum_srae.datasets.models import accuracy, train_or_load
-from captum_srae.evaluation.metrics import relative_rmse, rmse
+from captum_srae.evaluation.baselines import fit_pca
+from captum_srae.evaluation.compare import compare
+from captum_srae.evaluation.metrics import (
+    relative_rmse,
+    relevance_mass_accuracy,
+    rmse,
+    top1_agreement,
+)
 from captum_srae.utils.atomic import atomic_write_bytes
+from captum_srae.utils.json_data import to_jsonable
 from captum_srae.utils.stats import r2_score
-from captum_srae.visualization.report import _jsonable
+from captum_srae.utils.validation import check_int
 
 __all__ = [
     "FULL",
@@ -180,8 +189,6 @@ _TENSOR_FIELDS = [f for f in dataclasses.fields(PartsData) if f.type == "Tensor"
 
 def _pca_baseline(z_fit: Tensor, y_fit: Tensor, z_test: Tensor, k: int) -> Tensor:
     """Held-out scores of PCA(k) + least squares (the ``"pca"`` baseline)."""
-    from captum_srae.evaluation.baselines import fit_pca
-
     pca = fit_pca(z_fit, y_fit, k)
     with torch.no_grad():
         return pca.predict(pca.encode(z_test))[:, 0]
@@ -202,8 +209,6 @@ def part_mass(maps: Tensor, masks: Tensor) -> Tensor:
     Returns:
         *Tensor*: ``(K, P)`` float64.
     """
-    from captum_srae.evaluation.metrics import relevance_mass_accuracy
-
     n_maps, n_parts = maps.shape[1], masks.shape[1]
     return torch.tensor(
         [
@@ -286,8 +291,7 @@ def evaluate_demo(
             "part_mass": {p: mass[:, j].tolist() for j, p in enumerate(parts)},
         }
     xnn = torch.stack(xnn_scores, dim=1)
-    model_top = y_test[:, explainer.targets_].argmax(dim=1)
-    agreement = float((xnn.argmax(dim=1) == model_top).double().mean())
+    agreement = float(top1_agreement(y_test[:, explainer.targets_], xnn))
     return {"classes": classes, "agreement": agreement, "baseline": baseline}
 
 
@@ -308,13 +312,6 @@ def _check_out(out: PathLike | None) -> Path | None:
     return path
 
 
-def _check_seed(seed: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be nonnegative, got {seed}")
-
-
 def run_demo(
     quick: bool = False,
     seed: int = 0,
@@ -329,16 +326,13 @@ def run_demo(
 
     1. ``data``: :func:`demo_data` (4000 fit images; held-out: 600 with
        ``quick``, else 2000);
-    2. ``cnn``: :func:`~captum_srae.datasets.models.train_or_load` (about 40 s on two
-       CPU cores the first time, then read from the cache);
-    3. ``fit``: ``SRAEAttribution(cnn, "conv4", DEMO_CONFIG).fit(images)``,
-       one XNN per class (see :data:`DEMO_CONFIG`);
-    4. ``evaluation``: activations and scores of the held-out images,
-       heatmaps of the first ``n_maps`` of them, :func:`evaluate_demo`;
-       ``comparison``: :func:`~captum_srae.evaluation.compare.compare` of the SRAE (the
-       XNNs just fitted), the baselines and Captum's single-map methods on
-       the same images (``summary["comparison"]``, keyed by method and
-       metric);
+    2. ``cnn``: :func:`~captum_srae.datasets.models.train_or_load` (about
+       40 s on two CPU cores the first time, then read from the cache);
+    3. ``fit``: one XNN per class on ``conv4`` (:data:`DEMO_CONFIG`);
+    4. ``evaluation``: held-out activations, scores and heatmaps,
+       :func:`evaluate_demo`; ``comparison``:
+       :func:`~captum_srae.evaluation.compare.compare` of these XNNs, the
+       baselines and Captum's methods on the same images;
     5. ``report`` (with ``out``): the HTML report in ``out/report``, the
        explainer in ``out/explainer``, ``out/summary.json`` (the returned
        dictionary); the folder is replaced atomically.
@@ -353,7 +347,8 @@ def run_demo(
         show_progress (bool, optional): Show ``tqdm`` progress bars.
             Default: True
         cache_dir (str or PathLike, optional): Where the trained CNN is
-            cached. Default: None (see :func:`~captum_srae.datasets.models.train_or_load`)
+            cached. Default: None (see
+            :func:`~captum_srae.datasets.models.train_or_load`)
         mode (str, optional): A name of :data:`MODES` (``"tiny"`` tests the
             pipeline in seconds); overrides ``quick``. Default: None
 
@@ -374,13 +369,63 @@ def run_demo(
         >>> summary["agreement"] > 0.95
         True
     """
-    _check_seed(seed)
+    check_int(seed, "seed", minimum=0)
     if mode is not None and mode not in MODES:
         raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
     out_path = _check_out(out)
     run = MODES[mode] if mode is not None else QUICK if quick else FULL
-    cnn = {"n_train": CNN_TRAIN_IMAGES, **run.cnn}
     timings: dict[str, float] = {}
+    fit_data, test, model, info, test_acc = _data_and_cnn(
+        run, seed, cache_dir, show_progress, timings
+    )
+    explainer, state = _explain(
+        model, fit_data, test, run, seed, show_progress, timings
+    )
+    summary = _summary(run, seed, fit_data, test, model, info, test_acc, explainer)
+    summary.update(state.evaluation)
+    summary["timings"] = timings
+    summary["out"] = None
+    if out_path is not None:
+        _write(out_path, summary, explainer, test, state, run.n_figures)
+    timings["total"] = sum(v for k, v in timings.items() if k != "total")
+    if out_path is not None:  # the final timings into summary.json
+        text = json.dumps(to_jsonable(summary), indent=2, allow_nan=False) + "\n"
+        atomic_write_bytes(out_path / SUMMARY_FILE, text.encode("utf-8"))
+    return summary
+
+
+def _write(
+    out_path: Path,
+    summary: dict[str, Any],
+    explainer: SRAEAttribution,
+    test: PartsData,
+    state: _Evaluation,
+    n_figures: int,
+) -> None:
+    """The report, the explainer and the images into ``out_path`` (timed)."""
+    with _timed(summary["timings"], "report"):
+        summary["out"] = str(out_path / REPORT_DIR / "index.html")
+        write_demo_output(
+            out_path,
+            summary,
+            explainer,
+            test,
+            state.maps,
+            state.z_test,
+            state.y_test,
+            n_figures,
+        )
+
+
+def _data_and_cnn(
+    run: DemoMode,
+    seed: int,
+    cache_dir: PathLike | None,
+    show_progress: bool,
+    timings: dict[str, float],
+) -> tuple[PartsData, PartsData, nn.Module, dict[str, Any], float]:
+    """The fit and held-out images, the (cached) CNN, its held-out accuracy."""
+    cnn = {"n_train": CNN_TRAIN_IMAGES, **run.cnn}
     with _timed(timings, "data"):
         fit_data, test = demo_data(
             run.n_fit,
@@ -394,10 +439,49 @@ def run_demo(
             seed=seed, cache_dir=cache_dir, show_progress=show_progress, **cnn
         )
         test_acc = accuracy(model, test.images, test.labels)
-    config = run.srae_config.replace(seed=seed)
-    explainer = SRAEAttribution(model, LAYER, config=config)
+    return fit_data, test, model, info, test_acc
+
+
+class _Evaluation(NamedTuple):
+    """What :func:`run_demo` keeps of the evaluation step."""
+
+    evaluation: dict[str, Any]
+    maps: dict[int, Tensor]
+    z_test: Tensor
+    y_test: Tensor
+
+
+def _explain(
+    model: nn.Module,
+    fit_data: PartsData,
+    test: PartsData,
+    run: DemoMode,
+    seed: int,
+    show_progress: bool,
+    timings: dict[str, float],
+) -> tuple[SRAEAttribution, _Evaluation]:
+    """Fit one XNN per class, evaluate them and (if ``run`` says) compare."""
+    explainer = SRAEAttribution(model, LAYER, config=run.srae_config.replace(seed=seed))
     with _timed(timings, "fit"):
-        explainer.fit(fit_data.images, target=None, show_progress=show_progress)
+        explainer.fit(fit_data.images, all_targets=True, show_progress=show_progress)
+    state = _evaluate(explainer, model, fit_data, test, run, timings)
+    if run.compare_maps:
+        with _timed(timings, "comparison"):
+            state.evaluation["comparison"] = _compare(
+                model, explainer, fit_data, test, run, seed, show_progress
+            ).to_dict()
+    return explainer, state
+
+
+def _evaluate(
+    explainer: SRAEAttribution,
+    model: nn.Module,
+    fit_data: PartsData,
+    test: PartsData,
+    run: DemoMode,
+    timings: dict[str, float],
+) -> _Evaluation:
+    """Held-out activations, the first ``n_maps`` heatmaps, :func:`evaluate_demo`."""
     with _timed(timings, "evaluation"):
         z_fit, y_fit = _activations(model, fit_data.images)
         z_test, y_test = _activations(model, test.images)
@@ -411,35 +495,7 @@ def run_demo(
         evaluation = evaluate_demo(
             explainer, z_fit, y_fit, z_test, y_test, test, maps, n_maps
         )
-    if run.compare_maps:
-        with _timed(timings, "comparison"):
-            evaluation["comparison"] = _compare(
-                model, explainer, fit_data, test, run, seed, show_progress
-            ).to_dict()
-    summary = _summary(run, seed, fit_data, test, model, info, test_acc, explainer)
-    summary.update(evaluation)
-    summary["timings"] = timings
-    summary["out"] = None
-    if out_path is not None:
-        from captum_srae.apps.demo_report import write_demo_output
-
-        with _timed(timings, "report"):
-            summary["out"] = str(out_path / REPORT_DIR / "index.html")
-            write_demo_output(
-                out_path,
-                summary,
-                explainer,
-                test,
-                maps,
-                z_test,
-                y_test,
-                run.n_figures,
-            )
-    timings["total"] = sum(v for k, v in timings.items() if k != "total")
-    if out_path is not None:  # the final timings into summary.json
-        text = json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n"
-        atomic_write_bytes(out_path / SUMMARY_FILE, text.encode("utf-8"))
-    return summary
+    return _Evaluation(evaluation, maps, z_test, y_test)
 
 
 def _compare(
@@ -452,8 +508,6 @@ def _compare(
     show_progress: bool,
 ) -> Any:
     """The comparison of every method on the demo's data, reusing its XNNs."""
-    from captum_srae.evaluation.compare import compare
-
     return compare(
         model,
         LAYER,

@@ -16,10 +16,12 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from captum_srae.apps import common
 from captum_srae.attribution import SRAEAttribution
-from captum_srae.attribution.maps import scores
 from captum_srae.datasets import PartsData
+from captum_srae.evaluation.compare.result import ComparisonResult, metric_rows
 from captum_srae.utils.atomic import atomic_directory
+from captum_srae.utils.json_data import to_jsonable
 from captum_srae.visualization import (
     ConceptGalleryDisplay,
     ExplanationGridDisplay,
@@ -27,7 +29,6 @@ from captum_srae.visualization import (
     TrainingCurvesDisplay,
     write_report,
 )
-from captum_srae.visualization.report import _jsonable
 
 __all__ = ["part_figure", "write_demo_output"]
 
@@ -157,8 +158,8 @@ def write_demo_output(
             explanations.append(
                 ExplanationGridDisplay.from_explanation(ex, images[idx], title=title)
             )
-        found = scores(explainer, images, t, None)  # one pass for e and e·v
-        e, c = found["e"], found["c"]
+        e = explainer.concepts(images, t)
+        c = explainer.contributions(images, t)
         gallery = ConceptGalleryDisplay(images, maps[t], e, c, k=5).plot()
         gallery.figure_.suptitle(
             f"class {t}: {names[t]} — top 5 held-out images per x-feature",
@@ -173,9 +174,6 @@ def write_demo_output(
     ]
     tables = _tables(summary)
     if "comparison" in summary:
-        from captum_srae.apps.parts_comparison import metric_rows
-        from captum_srae.evaluation.compare import ComparisonResult
-
         result = ComparisonResult.from_dict(summary["comparison"])
         sections.insert(0, ("Comparison of methods", [result.plot()]))
         tables["Comparison of methods (same images and layer)"] = result.to_rows()
@@ -196,7 +194,7 @@ def write_demo_output(
             title="captum-srae demo: per-class XNNs on the parts data set",
             intro=_intro(summary),
         )
-        text = json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n"
+        text = json.dumps(to_jsonable(summary), indent=2, allow_nan=False) + "\n"
         (tmp / "summary.json").write_text(text, encoding="utf-8")
 
 
@@ -222,8 +220,6 @@ def _save_explainer(
 ) -> None:
     """The explainer with the ``fit.json`` of ``captum-srae fit``, so that
     ``captum-srae explain`` and ``report`` rebuild the cached CNN."""
-    from captum_srae.apps.commands import common
-
     size = int(test.images.shape[-1])
     model = common.model_record(
         "captum_srae.datasets.models:PartsCNN",

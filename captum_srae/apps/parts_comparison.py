@@ -16,12 +16,21 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from captum_srae.apps.demo import DEMO_CONFIG, TINY
+from captum_srae.apps.demo import (
+    CNN_TRAIN_IMAGES,
+    DEMO_CONFIG,
+    TEST_SEED_OFFSET,
+    TINY,
+    demo_data,
+)
 from captum_srae.core.config import SRAEConfig
+from captum_srae.datasets import make_parts_dataset
+from captum_srae.datasets.models import train_or_load
 from captum_srae.evaluation.compare.methods import DEFAULT_METHODS
-from captum_srae.evaluation.compare.result import METRIC_INFO, ComparisonResult
+from captum_srae.evaluation.compare.result import ComparisonResult, metric_rows
 from captum_srae.evaluation.compare.runner import compare
 from captum_srae.utils.atomic import atomic_directory
+from captum_srae.visualization import write_report
 
 __all__ = [
     "PARTS_SETTINGS",
@@ -114,9 +123,6 @@ def compare_parts(
         >>> res = compare_parts("quick", seeds=(0, 1, 2))  # doctest: +SKIP
         >>> print(res.to_markdown(["r2", "top1_agreement", "part_purity"]))
     """
-    from captum_srae.apps.demo import CNN_TRAIN_IMAGES, TEST_SEED_OFFSET, demo_data
-    from captum_srae.datasets import make_parts_dataset
-    from captum_srae.datasets.models import train_or_load
 
     if mode not in PARTS_SETTINGS:
         raise ValueError(f"mode must be one of {sorted(PARTS_SETTINGS)}, got {mode!r}")
@@ -194,7 +200,6 @@ def write_comparison(result: ComparisonResult, out: PathLike) -> Path:
     Raises:
         ValueError: see :func:`check_comparison_out`.
     """
-    from captum_srae.visualization import write_report
 
     target = check_comparison_out(out)
     data = result.to_dict()
@@ -218,16 +223,3 @@ def write_comparison(result: ComparisonResult, out: PathLike) -> Path:
             ),
         )
     return target / "report" / "index.html"
-
-
-def metric_rows(metrics: Sequence[str]) -> list[dict[str, str]]:
-    """One row per metric: its name, meaning and better direction."""
-    word = {True: "higher", False: "lower", None: "—"}
-    return [
-        {
-            "metric": k,
-            "meaning": METRIC_INFO.get(k, ("", None))[0],
-            "better": word[METRIC_INFO.get(k, ("", None))[1]],
-        }
-        for k in metrics
-    ]

@@ -3,7 +3,14 @@ layer attribution), its x-feature maps (the Grad-CAM closed form, Excitation
 Backprop, any Captum method on the x-features) and explanations.
 
 Imports :mod:`captum_srae.training`, :mod:`captum_srae.activations`,
-:mod:`captum_srae.core` and :mod:`captum_srae.utils`.
+:mod:`captum_srae.core` and :mod:`captum_srae.utils`. Inside, the modules
+form one order, lowest first, without cycles: ``explanation`` and ``checks``
+(arguments, Captum's target forms); ``fitted`` (the fitted state,
+:class:`~captum_srae.attribution.fitted.FittedXNNs`); ``shared_forward``,
+``heatmaps`` and ``excitation`` (the map methods); ``fitting``, ``maps`` and
+``persistence`` (the work of ``fit``, ``attribute`` and ``save``/``load`` on
+that state); ``srae_attribution`` (the Captum class, which only checks
+arguments and holds the state).
 """
 
 from captum_srae.attribution.explanation import NotFittedError, SRAEExplanation

@@ -1,32 +1,35 @@
 #!/usr/bin/env python3
 r"""Argument checks of :class:`~captum_srae.attribution.SRAEAttribution`.
 
-Free functions that turn the user's ``layer``, ``inputs``, ``target`` and
-``concepts`` into what the explainer computes with, and raise clear
-``TypeError``/``ValueError``/:class:`NotFittedError` messages otherwise.
+Free functions that turn the user's ``layer``, ``inputs``, ``target`` (every
+form of Captum's ``TargetType``) and the options of ``attribute`` into what the
+explainer computes with, and raise clear ``TypeError``/``ValueError`` messages
+naming the argument otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from captum.attr import LayerGradCam
 from torch import Tensor, nn
 
 from captum_srae.activations import resolve_layer
-from captum_srae.attribution.explanation import NotFittedError
-from captum_srae.core.model import SRAE
 from captum_srae.utils.captum_compat import TargetType
+from captum_srae.utils.validation import check_int
 
 __all__ = [
-    "check_attribute_options",
+    "RELU_DEFAULT",
+    "MapOptions",
     "check_concepts",
-    "check_fitted",
     "check_inputs",
-    "check_targets",
-    "group_targets",
+    "map_options",
     "model_device",
+    "parse_target",
     "resolve_module",
 ]
 
@@ -77,22 +80,6 @@ def model_device(forward_func: Callable[..., Tensor]) -> torch.device | None:
     return None
 
 
-def check_fitted(explainer: object) -> None:
-    """Raise :class:`NotFittedError` unless ``explainer`` has ``sraes_``.
-
-    Args:
-        explainer (SRAEAttribution): the explainer.
-
-    Raises:
-        NotFittedError: if :meth:`SRAEAttribution.fit` was not called.
-    """
-    if not hasattr(explainer, "sraes_"):
-        raise NotFittedError(
-            "this SRAEAttribution is not fitted yet: call fit(data, target) "
-            "before attribute, contributions, concepts or explain"
-        )
-
-
 def check_inputs(inputs: Any, device: torch.device | None) -> tuple[Tensor, ...]:
     """The inputs as a tuple of tensors sharing a batch dimension.
 
@@ -123,61 +110,93 @@ def check_inputs(inputs: Any, device: torch.device | None) -> tuple[Tensor, ...]
     return tup
 
 
-def check_targets(
-    target: TargetType,
-    n: int,
-    fitted: list[int],
-    sraes: Mapping[int, SRAE],
-    n_outputs: int | None,
-) -> Tensor:
-    """The fitted class explained for each of the ``n`` examples.
+def _target_index(item: Any, target: Any) -> int:
+    """One class index of ``target``: an int, or a 1-tuple of an int."""
+    if isinstance(item, tuple):
+        if len(item) != 1:
+            raise ValueError(
+                f"target {target!r}: a tuple of {len(item)} indices selects an "
+                "output of a model with more than 2 dimensions; SRAEAttribution "
+                "explains scores of shape (N, C), so a tuple target must hold "
+                "one index, e.g. (3,)"
+            )
+        item = item[0]
+    if isinstance(item, bool):
+        raise TypeError(f"target must hold class indices (int), got {item!r}")
+    try:
+        return operator.index(item)
+    except TypeError:
+        raise TypeError(
+            f"target must hold class indices (int), got {type(item).__name__} "
+            f"{item!r} in {target!r}"
+        ) from None
+
+
+def parse_target(target: TargetType, n: int) -> list[int] | None:
+    """Captum's ``TargetType`` as one class index per example.
+
+    The forms of ``captum._utils.typing.TargetType`` for a model with scores
+    ``(N, C)``: an int (every example), a 1-tuple ``(c,)`` (Captum's index
+    into the output, the same as ``c``), a tensor with one element (0-d or
+    ``(1,)``) or of shape ``(N,)``, a list of ``N`` ints or of ``N``
+    1-tuples.
 
     Args:
-        target (int, list[int], Tensor or None): one class, one per example,
-            or None for the only fitted class.
+        target (int, tuple, Tensor, list or None): the user's target.
         n (int): the number of examples.
-        fitted (list[int]): the fitted classes (``targets_``).
-        sraes (Mapping[int, SRAE]): the fitted SRAE of each class.
-        n_outputs (int, optional): the model's number of classes, if known.
 
     Returns:
-        *Tensor*: the classes, ``(n,)`` of dtype ``long``.
+        *list[int]* or *None*: ``n`` class indices; None for None.
 
     Raises:
-        TypeError: if a target is not an int.
-        ValueError: if ``target`` is missing, has the wrong length, is out of
-            range or was not fitted.
+        TypeError: if ``target`` is of another type, or holds something else
+            than integers (floats, bools).
+        ValueError: if a list or tensor does not hold one class per example,
+            or a tuple holds more than one index.
+
+    Examples::
+
+        >>> parse_target(torch.tensor([2, 0]), 2)
+        [2, 0]
+        >>> parse_target((1,), 3)
+        [1, 1, 1]
     """
     if target is None:
-        if len(fitted) != 1:
-            raise ValueError(
-                f"target is required: this explainer was fitted for {fitted}"
-            )
-        target = fitted[0]
+        return None
     if isinstance(target, Tensor):
-        target = target.tolist()
-    if isinstance(target, (list, tuple)):
-        if isinstance(target, tuple) or len(target) != n:
-            raise ValueError(
-                f"target must be an int or a list/1-D tensor of {n} ints (one "
-                f"per example), got {target!r}"
+        if (
+            target.is_floating_point()
+            or target.is_complex()
+            or target.dtype == torch.bool
+        ):
+            raise TypeError(
+                f"target must be a tensor of integers, got dtype {target.dtype}"
             )
-        items = list(target)
-    else:
-        items = [target] * n
-    for t in items:
-        if isinstance(t, bool) or not isinstance(t, int):
-            raise TypeError(f"target must hold ints, got {t!r}")
-        if n_outputs is not None and not 0 <= t < n_outputs:
+        if target.numel() == 1:
+            return [int(target.item())] * n
+        if target.ndim != 1 or target.numel() != n:
             raise ValueError(
-                f"target {t} is out of range for a model with {n_outputs} outputs"
+                f"target as a tensor must have one element or shape ({n},) (one "
+                f"per example), got shape {tuple(target.shape)}"
             )
-        if t not in sraes:
+        return [int(t) for t in target.tolist()]
+    if isinstance(target, list):
+        if len(target) != n:
             raise ValueError(
-                f"target {t} was not fitted; fitted targets: {fitted} "
-                "(fit again with this target)"
+                f"target as a list must hold one per example ({n} examples), "
+                f"got {len(target)} items: {target!r}"
             )
-    return torch.tensor(items, dtype=torch.long)
+        return [_target_index(t, target) for t in target]
+    if (
+        isinstance(target, tuple)
+        or isinstance(target, int)
+        or hasattr(target, "__index__")
+    ):
+        return [_target_index(target, target)] * n
+    raise TypeError(
+        "target must be None, an int, a tuple, a Tensor or a list of ints or "
+        f"tuples (Captum's TargetType), got {type(target).__name__}"
+    )
 
 
 def check_concepts(concepts: Sequence[int] | int | None, n: int) -> list[int]:
@@ -207,19 +226,75 @@ def check_concepts(concepts: Sequence[int] | int | None, n: int) -> list[int]:
     return ks
 
 
-def check_attribute_options(output: str, method: Any, interpolate: Any) -> None:
-    """Check ``output``, ``method`` and ``interpolate`` of ``attribute``.
+#: methods whose maps are ReLU-clipped by default, as Grad-CAM's
+RELU_DEFAULT = ("gradcam", "excitation", LayerGradCam)
+
+
+@dataclasses.dataclass(frozen=True)
+class MapOptions:
+    """The checked options of :meth:`SRAEAttribution.attribute`.
+
+    Attributes:
+        method (str or type): ``"gradcam"``, ``"excitation"`` or a Captum
+            attribution class.
+        output (str): ``"concepts"`` or ``"class"``.
+        concepts (list[int]): the x-features to map, in order.
+        interpolate (bool, str or tuple[int, ...]): True, False, ``"layer"``
+            or a size.
+        relu (bool): whether each x-feature map is clipped at zero.
+        batch_size (int or None): examples per forward pass (None: all).
+        attribution_kwargs (dict[str, Any]): extra arguments of the method.
+    """
+
+    method: str | type
+    output: str
+    concepts: list[int]
+    interpolate: bool | str | tuple[int, ...]
+    relu: bool
+    batch_size: int | None
+    attribution_kwargs: dict[str, Any]
+
+
+def map_options(
+    n_concepts: int,
+    *,
+    method: Any,
+    output: Any,
+    concepts: Sequence[int] | int | None,
+    interpolate: Any,
+    relu_attributions: bool | None,
+    internal_batch_size: int | None,
+    attribution_kwargs: dict[str, Any] | None,
+    attribute_to_layer_input: bool,
+) -> MapOptions:
+    """Check the keyword options of ``attribute``; see :class:`MapOptions`.
 
     Args:
+        n_concepts (int): the number of x-features of the fitted XNN(s).
+        method (str or type): see :meth:`SRAEAttribution.attribute`; a class
+            is checked when used.
         output (str): ``"concepts"`` or ``"class"``.
-        method (str or type): ``"gradcam"``, ``"excitation"`` or a class
-            (classes are checked when used).
+        concepts (Sequence[int], int or None): see :func:`check_concepts`.
         interpolate (bool, str or Sequence[int]): True, False, ``"layer"`` or
             a size of positive ints.
+        relu_attributions (bool, optional): None for the method's default.
+        internal_batch_size (int, optional): a positive int or None.
+        attribution_kwargs (dict, optional): extra arguments of the method.
+        attribute_to_layer_input (bool): only False is supported.
+
+    Returns:
+        *MapOptions*: the options.
 
     Raises:
         ValueError: if one of them is invalid.
+        TypeError: if ``internal_batch_size`` or ``attribution_kwargs`` has the
+            wrong type.
     """
+    if attribute_to_layer_input:
+        raise ValueError(
+            "attribute_to_layer_input=True is not supported: the SRAE was "
+            "fitted on the layer's output"
+        )
     if output not in ("concepts", "class"):
         raise ValueError(f"output must be 'concepts' or 'class', got {output!r}")
     if isinstance(method, str) and method not in ("gradcam", "excitation"):
@@ -234,27 +309,26 @@ def check_attribute_options(output: str, method: Any, interpolate: Any) -> None:
         raise ValueError(
             f"interpolate must be True, False, 'layer' or a size, got {interpolate!r}"
         )
-
-
-def group_targets(
-    tgt: Tensor, sraes: Mapping[int, SRAE], fitted: list[int], per_class: bool
-) -> list[tuple[Tensor, SRAE, int]]:
-    """(example indices, SRAE, output column) per explained class.
-
-    Args:
-        tgt (Tensor): the class of each example, from :func:`check_targets`.
-        sraes (Mapping[int, SRAE]): the fitted SRAE of each class.
-        fitted (list[int]): the fitted classes (``targets_``), whose order
-            gives the columns of a shared SRAE.
-        per_class (bool): whether each class has its own SRAE (column 0).
-
-    Returns:
-        *list[tuple[Tensor, SRAE, int]]*: one entry per class, in increasing
-        class order.
-    """
-    out = []
-    for t in sorted(set(tgt.tolist())):
-        srae = sraes[t]
-        column = fitted.index(t) if not per_class else 0
-        out.append(((tgt == t).nonzero().flatten(), srae, column))
-    return out
+    if attribution_kwargs is not None and not isinstance(attribution_kwargs, dict):
+        raise TypeError(
+            "attribution_kwargs must be a dict, got "
+            f"{type(attribution_kwargs).__name__}"
+        )
+    relu = relu_attributions
+    if relu is None:
+        relu = any(method is m or method == m for m in RELU_DEFAULT)
+    return MapOptions(
+        method=method,
+        output=output,
+        concepts=check_concepts(concepts, n_concepts),
+        interpolate=tuple(interpolate)
+        if isinstance(interpolate, list)
+        else interpolate,
+        relu=bool(relu),
+        batch_size=(
+            None
+            if internal_batch_size is None
+            else check_int(internal_batch_size, "internal_batch_size")
+        ),
+        attribution_kwargs=dict(attribution_kwargs or {}),
+    )

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from captum_srae.activations import pool_activations
-from captum_srae.attribution.heatmaps import capture_layers, run_model
+from captum_srae.activations.early_exit import run_model
+from captum_srae.attribution.heatmaps import capture_layers
 from captum_srae.core.model import SRAE
 
 __all__ = ["encoder_excitation", "excitation_maps", "excitation_rule"]
@@ -343,15 +344,40 @@ def excitation_maps(
         >>> maps.shape  # (N, n_concepts, 7, 7)
     """
     ks = list(range(srae.n_concepts)) if concepts is None else list(concepts)
-    same = heatmap_layer is None or heatmap_layer is layer
-    if same:
+    below = None
+    if heatmap_layer is None or heatmap_layer is layer:
         if activation is None:
             activation = capture_layers(
                 forward_func, {"layer": layer}, inputs, additional_forward_args
             )[0]["layer"]
-        a = activation.detach().to(srae.z_mean.dtype)
-        graph = env = top = bottom = None
     else:
+        values = tuple(inputs) + tuple(additional_forward_args)
+        below = _Below(forward_func, layer, heatmap_layer, values)
+        activation = below.activation
+    a = activation.detach().to(srae.z_mean.dtype)
+    z = pool_activations(a, pooling)
+    p_z = encoder_excitation(srae, z, ks)
+    if contrastive:
+        p_z = torch.cat([p_z, encoder_excitation(srae, z, ks, contrastive=True)])
+    p = _pool_excitation(a, p_z, pooling)
+    if below is not None:
+        p = below.backward(p)
+    if contrastive:
+        p = p[: len(ks)] - p[len(ks) :]
+    p = p.sum(dim=2) if p.ndim >= 4 else p
+    return p.transpose(0, 1)
+
+
+class _Below:
+    """The traced path from a lower ``heatmap_layer`` up to ``layer``."""
+
+    def __init__(
+        self,
+        forward_func: Callable[..., Any],
+        layer: nn.Module,
+        heatmap_layer: nn.Module,
+        values: tuple,
+    ) -> None:
         if not isinstance(forward_func, nn.Module):
             raise TypeError("forward_func must be an nn.Module for a heatmap_layer")
         graph = _Graph(forward_func)
@@ -363,22 +389,19 @@ def excitation_maps(
             raise ValueError(f"{which} was not reached in the traced model")
         if graph.nodes.index(bottom) >= graph.nodes.index(top):
             raise ValueError("heatmap_layer must come before layer in the model")
-        values = tuple(inputs) + tuple(additional_forward_args)
-        with torch.no_grad():
-            env = run_model(lambda *v: graph.evaluate(v, top), values, ())
-        a = env[top].detach().to(srae.z_mean.dtype)
-    z = pool_activations(a, pooling)
-    p_z = encoder_excitation(srae, z, ks)
-    if contrastive:
-        p_z = torch.cat([p_z, encoder_excitation(srae, z, ks, contrastive=True)])
-    p = _pool_excitation(a, p_z, pooling)
-    if graph is not None:
-        p = graph.backward(env, top, p.to(env[top].dtype), bottom)
-        if p is None:
+        with torch.no_grad():  # the pass stops at the layer (the graph's node)
+            self.env = run_model(lambda *v: graph.evaluate(v, top), values, ())
+        self.graph, self.top, self.bottom = graph, top, bottom
+        self.activation: Tensor = self.env[top]
+
+    def backward(self, p: Tensor) -> Tensor:
+        """``P`` at the heatmap layer from ``P`` at the layer."""
+        top = self.top
+        found = self.graph.backward(
+            self.env, top, p.to(self.env[top].dtype), self.bottom
+        )
+        if found is None:
             raise ValueError(
                 "heatmap_layer is not on the path from the inputs to layer"
             )
-    if contrastive:
-        p = p[: len(ks)] - p[len(ks) :]
-    p = p.sum(dim=2) if p.ndim >= 4 else p
-    return p.transpose(0, 1)
+        return found

@@ -1,146 +1,222 @@
 #!/usr/bin/env python3
-r"""Fitting of :class:`~captum_srae.attribution.SRAEAttribution`.
+r"""Fitting the XNN(s) of :class:`~captum_srae.attribution.SRAEAttribution`.
 
-The body of :meth:`SRAEAttribution.fit` (collect the layer's activations and
-fit one XNN per class, or one shared XNN) and the fitted state it sets, also
-set by :meth:`SRAEAttribution.from_sraes`.
+The body of :meth:`SRAEAttribution.fit`: collect the layer's activations and
+the scores of the explained classes over the data, then fit one XNN per class
+or one shared XNN. It returns a :class:`~captum_srae.attribution.fitted.FittedXNNs`
+and the training histories; the explainer stores them.
+
+Errors raised by the user's model keep their type and message (they are not
+caught here). ``target=None`` fits every output of the model only with
+``all_targets=True``: a model with 1000 outputs would otherwise start 1000
+fits without being asked to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import Tensor, nn
 
-from captum_srae.activations import collect_activations
-from captum_srae.activations import layer_name as _layer_name
+from captum_srae.activations import collect_activations, layer_name
 from captum_srae.attribution.checks import model_device
+from captum_srae.attribution.fitted import FittedXNNs
 from captum_srae.core.config import SRAEConfig
-from captum_srae.core.model import SRAE
-from captum_srae.training import fit_srae
+from captum_srae.training import TrainingHistory, fit_srae
 
-if TYPE_CHECKING:
-    from captum_srae.attribution.srae_attribution import SRAEAttribution
-
-__all__ = ["fit_attribution", "set_fitted"]
+__all__ = ["fit_targets", "fit_xnns"]
 
 
-def fit_attribution(
-    explainer: SRAEAttribution,
-    data: Any,
-    target: int | Sequence[int] | None,
-    *,
-    per_class: bool,
-    batch_size: int,
-    show_progress: bool,
-    additional_forward_args: Any,
-) -> None:
-    """Collect the layer's activations over ``data`` and fit the XNN(s).
-
-    See :meth:`SRAEAttribution.fit`, whose arguments these are.
+def fit_targets(
+    target: int | Sequence[int] | Tensor | None, all_targets: bool
+) -> list[int] | None:
+    """The classes ``fit`` is asked for, as a list (None: every output).
 
     Args:
-        explainer (SRAEAttribution): the explainer, fitted in place.
-        data (Tensor, DataLoader or iterable): the inputs.
-        target (int, list of int or None): the classes to explain.
-        per_class (bool): one XNN per class, or one shared XNN.
-        batch_size (int): chunk size for Tensor data.
-        show_progress (bool): progress bars.
-        additional_forward_args (Any): extra model arguments.
+        target (int, Sequence[int], Tensor or None): one class, several (a
+            list, tuple or 1-D tensor), or None.
+        all_targets (bool): the opt-in to fit every output with ``target=None``.
+
+    Returns:
+        *list[int]* or *None*: the classes; None when ``all_targets`` is True.
 
     Raises:
-        TypeError: if ``forward_func`` is not an ``nn.Module``.
-        ValueError: if ``data`` do not fit the model or ``target`` repeats a
-            class.
+        TypeError: if a class is not an int, or ``all_targets`` not a bool.
+        ValueError: if ``target`` is empty or repeats a class, or is given
+            together with ``all_targets=True``.
     """
-    model = explainer.forward_func
-    if not isinstance(model, nn.Module):
-        raise TypeError("fit needs forward_func to be an nn.Module")
+    if not isinstance(all_targets, bool):
+        raise TypeError(f"all_targets must be a bool, got {all_targets!r}")
+    if all_targets:
+        if target is not None:
+            raise ValueError(
+                f"pass either target ({target!r}) or all_targets=True, not both"
+            )
+        return None
+    if target is None:
+        return None
     if isinstance(target, Tensor):
+        if target.ndim > 1 or target.is_floating_point() or target.is_complex():
+            raise TypeError(
+                "target must be an int, a list of ints or a 1-D integer tensor, "
+                f"got a tensor of shape {tuple(target.shape)} and dtype "
+                f"{target.dtype}"
+            )
         target = target.tolist()
-    module = explainer._resolve(explainer.layer, "layer")
-    config = explainer.config if explainer.config is not None else SRAEConfig()
-    shapes: dict[str, tuple[int, ...]] = {}
+    items = list(target) if isinstance(target, (list, tuple)) else [target]
+    bad = [t for t in items if isinstance(t, bool) or not isinstance(t, int)]
+    if bad:
+        raise TypeError(f"target must hold class indices (ints), got {target!r}")
+    if not items:
+        raise ValueError("target is an empty list; pass at least one class")
+    if len(set(items)) != len(items):
+        raise ValueError(f"target holds repeated classes: {items}")
+    return items
 
-    def record(key: str) -> Callable[..., None]:
+
+class _Shapes:
+    """Forward hooks recording the layer's and the model's output shapes.
+
+    With ``limit_outputs`` the model hook raises a ``ValueError`` on the first
+    batch when the model has several outputs: ``fit(target=None)`` without
+    ``all_targets=True``.
+    """
+
+    def __init__(self, model: nn.Module, layer: nn.Module, limit_outputs: bool):
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.limit_outputs = limit_outputs
+        self.handles = [
+            layer.register_forward_hook(self._record("layer")),
+            model.register_forward_hook(self._record("out")),
+        ]
+
+    def _record(self, key: str) -> Callable[..., None]:
         def hook(_m: nn.Module, _i: Any, out: Any) -> None:
-            if isinstance(out, Tensor) and out.ndim >= 1:
-                shapes.setdefault(key, tuple(out.shape[1:]))
+            if not isinstance(out, Tensor) or out.ndim < 1:
+                return
+            self.shapes.setdefault(key, tuple(out.shape[1:]))
+            if key == "out" and self.limit_outputs and out.ndim == 2:
+                n_out = int(out.shape[1])
+                if n_out > 1:
+                    raise ValueError(
+                        f"target=None on a model with {n_out} outputs would fit "
+                        f"every output ({n_out} XNNs with per_class=True); pass "
+                        "target=<class> or a list of classes, or "
+                        "all_targets=True to fit them all"
+                    )
 
         return hook
 
-    handles = [module.register_forward_hook(record("layer"))]
-    handles.append(model.register_forward_hook(record("out")))
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _collect(
+    model: nn.Module,
+    layer: nn.Module,
+    data: Any,
+    targets: list[int] | None,
+    config: SRAEConfig,
+    *,
+    limit_outputs: bool,
+    batch_size: int,
+    show_progress: bool,
+    additional_forward_args: Any,
+) -> tuple[Tensor, Tensor, dict[str, tuple[int, ...]]]:
+    """Activations, scores and output shapes over ``data``."""
+    probe = _Shapes(model, layer, limit_outputs)
     try:
         z, y = collect_activations(
             model,
-            module,
+            layer,
             data,
-            target,
+            targets,
             pooling=config.pooling,
             additional_forward_args=additional_forward_args,
             batch_size=batch_size,
             show_progress=show_progress,
         )
-    except RuntimeError as exc:
-        raise ValueError(f"data do not fit forward_func: {exc}") from exc
     finally:
-        for handle in handles:
-            handle.remove()
-    n_out = shapes["out"][0] if len(shapes.get("out", ())) == 1 else None
-    if target is None:
-        targets = list(range(y.shape[1]))
-    else:
-        targets = [target] if isinstance(target, int) else list(target)
-    if len(set(targets)) != len(targets):
-        raise ValueError(f"target holds repeated classes: {targets}")
-    dev = model_device(explainer.forward_func)
-    kw: dict[str, Any] = {"show_progress": show_progress, "device": dev}
-    if per_class or len(targets) == 1:
-        fits = {t: fit_srae(z, y[:, j], config, **kw) for j, t in enumerate(targets)}
-    else:
-        shared = fit_srae(z, y, config, **kw)
-        fits = dict.fromkeys(targets, shared)
-    set_fitted(
-        explainer,
-        {t: f[0] for t, f in fits.items()},
-        targets,
-        per_class or len(targets) == 1,
-        shapes["layer"],
-        n_out,
-    )
-    explainer.history_ = {t: f[1] for t, f in fits.items()}
+        probe.remove()
+    return z, y, probe.shapes
 
 
-def set_fitted(
-    explainer: SRAEAttribution,
-    sraes: dict[int, SRAE],
-    targets: list[int],
-    per_class: bool,
-    layer_shape: Sequence[int],
-    n_outputs: int | None,
-) -> None:
-    """Set the fitted attributes (``sraes_``, ``targets_``, ...) of ``explainer``.
+def fit_xnns(
+    model: nn.Module,
+    layer: nn.Module,
+    data: Any,
+    target: int | Sequence[int] | Tensor | None,
+    config: SRAEConfig,
+    *,
+    all_targets: bool = False,
+    per_class: bool = True,
+    batch_size: int = 64,
+    show_progress: bool = True,
+    additional_forward_args: Any = None,
+) -> tuple[FittedXNNs, dict[int, TrainingHistory]]:
+    """Collect the layer's activations over ``data`` and fit the XNN(s).
+
+    See :meth:`SRAEAttribution.fit`, whose arguments these are. The model
+    runs completely on every batch (its scores are the fit's targets), so
+    there is no early exit here.
 
     Args:
-        explainer (SRAEAttribution): the explainer.
-        sraes (dict[int, SRAE]): the SRAE of each class (put in eval mode).
-        targets (list[int]): the fitted classes, in column order.
-        per_class (bool): whether each class has its own SRAE.
-        layer_shape (Sequence[int]): the layer's output shape without the
-            batch dimension.
-        n_outputs (int, optional): the model's number of classes.
+        model (nn.Module): the classifier, returning scores ``(N, C)``.
+        layer (nn.Module): the explained layer, a module of ``model``.
+        data (Tensor, DataLoader or iterable): the inputs.
+        target (int, Sequence[int], Tensor or None): the classes to explain.
+        config (SRAEConfig): the SRAE hyperparameters.
+        all_targets (bool, optional): with ``target=None``, fit every output
+            of a model with several. Default: False
+        per_class (bool, optional): one XNN per class, or one shared XNN.
+            Default: True
+        batch_size (int, optional): chunk size for Tensor data. Default: 64
+        show_progress (bool, optional): progress bars. Default: True
+        additional_forward_args (Any, optional): extra model arguments.
+            Default: None
+
+    Returns:
+        *tuple[FittedXNNs, dict[int, TrainingHistory]]*: the fitted state and
+        the training history of each class.
+
+    Raises:
+        ValueError: if ``target`` repeats a class, or is None on a model with
+            several outputs without ``all_targets=True``.
+        TypeError: if a class is not an int.
+        Exception: whatever ``model`` raises, unchanged.
     """
-    explainer.sraes_ = {t: s.eval() for t, s in sraes.items()}
-    explainer.targets_ = list(targets)
-    explainer.per_class_ = per_class
-    explainer.layer_shape_ = tuple(layer_shape)
-    explainer.n_outputs_ = n_outputs
-    explainer.n_concepts_ = next(iter(sraes.values())).n_concepts
-    model = explainer.forward_func
-    explainer.layer_name_ = (
-        _layer_name(model, explainer._resolve(explainer.layer, "layer"))
-        if isinstance(model, nn.Module)
-        else None
+    targets = fit_targets(target, all_targets)
+    z, y, shapes = _collect(
+        model,
+        layer,
+        data,
+        targets,
+        config,
+        limit_outputs=targets is None and not all_targets,
+        batch_size=batch_size,
+        show_progress=show_progress,
+        additional_forward_args=additional_forward_args,
     )
+    if targets is None:
+        targets = list(range(y.shape[1]))
+    dev = model_device(model)
+    kw: dict[str, Any] = {"show_progress": show_progress, "device": dev}
+    separate = per_class or len(targets) == 1
+    if separate:
+        fits = {t: fit_srae(z, y[:, j], config, **kw) for j, t in enumerate(targets)}
+        sraes: Any = {t: f[0] for t, f in fits.items()}
+        histories = {t: f[1] for t, f in fits.items()}
+    else:
+        sraes, history = fit_srae(z, y, config, **kw)
+        histories = dict.fromkeys(targets, history)
+    out_shape = shapes.get("out", ())
+    fitted = FittedXNNs.from_sraes(
+        sraes,
+        None if separate else targets,
+        layer_shape=shapes["layer"],
+        n_outputs=out_shape[0] if len(out_shape) == 1 else None,
+        layer_name=layer_name(model, layer),
+    )
+    return fitted, histories

@@ -36,7 +36,7 @@ from captum.attr import (
 from torch import Tensor, nn
 
 from captum_srae.activations import pool_activations
-from captum_srae.activations.early_exit import _run_model, run_hooked
+from captum_srae.activations.early_exit import run_hooked
 from captum_srae.attribution.shared_forward import (
     SharedCopies,
     copies_identical,
@@ -53,17 +53,13 @@ __all__ = [
 ]
 
 
-def run_model(forward_func: Callable[..., Any], inputs: tuple, extra: tuple) -> Any:
-    """Call ``forward_func(*inputs, *extra)``; a model error names ``inputs``."""
-    return _run_model(forward_func, inputs, extra)
-
-
 def capture_layers(
     forward_func: Callable[..., Any],
     modules: dict[str, nn.Module],
     inputs: tuple[Tensor, ...],
     additional_forward_args: tuple = (),
     need_output: bool = True,
+    early_exit: bool = True,
 ) -> tuple[dict[str, Tensor], Any]:
     r"""Run the model once under ``no_grad``; return the outputs of some layers
     and the model output.
@@ -73,8 +69,8 @@ def capture_layers(
     :func:`~captum_srae.collect_activations`); it is cloned inside the hook, so
     later in-place operations of the model do not change it.
 
-    With ``need_output=False`` the pass stops right after the last needed
-    layer output (early exit): the layers after it do not run. The number of
+    With ``need_output=False`` (and ``early_exit``) the pass stops right after
+    the last needed layer output: the layers after it do not run. The number of
     calls of each layer per pass is learned on its first, complete pass (see
     :mod:`captum_srae.activations.early_exit`), so the first call runs the whole model.
 
@@ -88,14 +84,19 @@ def capture_layers(
         need_output (bool, optional): whether the model output is needed;
             False allows the early exit and returns None as the output.
             Default: True
+        early_exit (bool, optional): with ``need_output=False``, stop the
+            pass after the last needed layer; False runs the whole model
+            (for a forward with side effects). Default: True
 
     Returns:
         *tuple[dict[str, Tensor], Any]*: each layer's output (detached) under
         its key, and the model output (None when it was not needed).
 
     Raises:
-        ValueError: if a layer is not reached, or the model rejects the inputs.
+        ValueError: if a layer is not reached.
         TypeError: if a layer output is not a single Tensor.
+        Exception: whatever the model raises, unchanged (see
+            :func:`~captum_srae.activations.early_exit.run_model`).
 
     Examples::
 
@@ -119,7 +120,7 @@ def capture_layers(
             additional_forward_args,
             modules,
             record,
-            early_exit=not need_output,
+            early_exit=early_exit and not need_output,
         )
     for key in modules:
         if key not in store:
@@ -306,26 +307,11 @@ def captum_maps(
         one per attribution the method returns, and whether the method is a
         layer method.
     """
-    if not isinstance(method, type):
-        raise TypeError(
-            f"method must be 'gradcam', 'excitation' or a Captum attribution "
-            f"class, got {method!r}"
-        )
-    if issubclass(method, NeuronAttribution):
-        raise TypeError(
-            f"method {method.__name__} is a neuron method; pass a primary or "
-            "layer Captum attribution class"
-        )
+    kwargs = _check_method(method, attribution_kwargs)
     is_layer = issubclass(method, LayerAttribution)
     explainer = method(xmodel, heatmap_layer) if is_layer else method(xmodel)
-    kwargs = dict(attribution_kwargs or {})
-    for key in ("target", "additional_forward_args", "return_convergence_delta"):
-        if key in kwargs:
-            raise ValueError(f"attribution_kwargs must not set {key!r}")
     if not is_layer:  # primary methods warn on inputs without gradients
-        inputs = tuple(
-            t.detach().requires_grad_() if t.is_floating_point() else t for t in inputs
-        )
+        inputs = tuple(_grad_leaf(t) for t in inputs)
     if batched and n_maps > 1 and issubclass(method, _SHARED_METHODS):
         return _shared_maps(
             explainer, xmodel, inputs, additional_forward_args, n_maps, kwargs
@@ -348,6 +334,30 @@ def captum_maps(
     return maps, is_layer
 
 
+def _check_method(method: Any, attribution_kwargs: dict | None) -> dict[str, Any]:
+    """Check a Captum class and its ``attribution_kwargs``; return a copy."""
+    if not isinstance(method, type):
+        raise TypeError(
+            f"method must be 'gradcam', 'excitation' or a Captum attribution "
+            f"class, got {method!r}"
+        )
+    if issubclass(method, NeuronAttribution):
+        raise TypeError(
+            f"method {method.__name__} is a neuron method; pass a primary or "
+            "layer Captum attribution class"
+        )
+    kwargs = dict(attribution_kwargs or {})
+    for key in ("target", "additional_forward_args", "return_convergence_delta"):
+        if key in kwargs:
+            raise ValueError(f"attribution_kwargs must not set {key!r}")
+    return kwargs
+
+
+def _grad_leaf(t: Tensor) -> Tensor:
+    """A floating tensor as a leaf that requires gradients (others as they are)."""
+    return t.detach().requires_grad_() if t.is_floating_point() else t
+
+
 def _channel_sum(t: Tensor) -> Tensor:
     return t.detach().sum(dim=1) if t.ndim >= 3 else t.detach()
 
@@ -362,7 +372,7 @@ def _shared_maps(
 ) -> tuple[Tensor, ...]:
     """One attribution call for ``n`` x-features on inputs repeated ``n`` times."""
     rows = inputs[0].shape[0]
-    big = tuple(t.repeat(n, *([1] * (t.ndim - 1))) for t in inputs)
+    big = tuple(_grad_leaf(t.repeat(n, *([1] * (t.ndim - 1)))) for t in inputs)
     big_extra = tuple(
         a.repeat(n, *([1] * (a.ndim - 1))) if isinstance(a, Tensor) and a.ndim else a
         for a in extra

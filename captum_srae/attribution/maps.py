@@ -5,21 +5,28 @@ Free functions behind :meth:`SRAEAttribution.attribute` (one heatmap per
 x-feature, by Grad-CAM, Excitation Backprop or a Captum class, batched and
 grouped by explained class) and behind :meth:`SRAEAttribution.explain`
 (x-features, contributions and scores). The arguments are already checked
-(see :mod:`captum_srae.attribution.checks`).
+(see :mod:`captum_srae.attribution.checks`); the fitted XNNs come as a
+:class:`~captum_srae.attribution.fitted.FittedXNNs`.
+
+``early_exit`` (default True everywhere) lets a pass whose model output is not
+needed stop right after the explained layer; False runs the whole model on
+every pass (for models whose forward has side effects, or whose number of
+calls of the layer changes from input to input).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import Tensor, nn
 
 from captum_srae.activations import pool_activations
-from captum_srae.attribution.checks import check_fitted, check_inputs, model_device
+from captum_srae.attribution.checks import MapOptions
 from captum_srae.attribution.excitation import excitation_maps
+from captum_srae.attribution.fitted import FittedXNNs
 from captum_srae.attribution.heatmaps import (
     XFeatureModel,
     captum_maps,
@@ -28,10 +35,6 @@ from captum_srae.attribution.heatmaps import (
     resize_maps,
 )
 from captum_srae.core.model import SRAE
-from captum_srae.utils.captum_compat import TargetType, _format_additional_forward_args
-
-if TYPE_CHECKING:
-    from captum_srae.attribution.srae_attribution import SRAEAttribution
 
 __all__ = ["attribute_maps", "capture", "concept_maps", "encode", "resize", "scores"]
 
@@ -43,6 +46,7 @@ def capture(
     module: nn.Module,
     hm: nn.Module,
     need_output: bool = True,
+    early_exit: bool = True,
 ) -> tuple[dict[str, Tensor], Any]:
     """Run the model once, recording the outputs of ``module`` and ``hm``.
 
@@ -53,16 +57,23 @@ def capture(
         module (nn.Module): the explained layer (key ``"layer"``).
         hm (nn.Module): the heatmap layer (key ``"heatmap_layer"`` unless it
             is ``module``).
-        need_output (bool, optional): False stops the pass after the last
-            recorded layer (early exit) and returns None as the output.
-            Default: True
+        need_output (bool, optional): False returns None as the output and
+            lets the pass stop after the last recorded layer. Default: True
+        early_exit (bool, optional): allow that stop. Default: True
 
     Returns:
         *tuple[dict[str, Tensor], Any]*: the layer outputs and the model's
         output.
     """
     mods = {"layer": module} if hm is module else {"layer": module, "heatmap_layer": hm}
-    return capture_layers(forward_func, mods, inputs, extra, need_output=need_output)
+    return capture_layers(
+        forward_func,
+        mods,
+        inputs,
+        extra,
+        need_output=need_output,
+        early_exit=early_exit,
+    )
 
 
 def encode(a: Tensor, srae: SRAE, column: int) -> tuple[Tensor, Tensor]:
@@ -86,25 +97,24 @@ def concept_maps(
     inputs: tuple[Tensor, ...],
     extra: tuple,
     srae: SRAE,
-    method: Any,
-    ks: list[int],
     acts: dict[str, Tensor],
     modules: tuple[nn.Module, nn.Module],
-    attribution_kwargs: dict[str, Any] | None,
+    options: MapOptions,
+    early_exit: bool = True,
 ) -> tuple[tuple[Tensor, ...], bool]:
-    """Maps ``(N, len(ks), ...)`` per returned tensor; whether in layer space.
+    """Maps ``(N, len(options.concepts), ...)`` per returned tensor; whether in
+    layer space.
 
     Args:
         forward_func (nn.Module or Callable): the explained model.
         inputs (tuple[Tensor, ...]): one group's inputs.
         extra (tuple): the group's extra model arguments.
         srae (SRAE): the group's SRAE.
-        method (str or type): ``"gradcam"``, ``"excitation"`` or a Captum
-            attribution class.
-        ks (list[int]): the x-features to map.
         acts (dict[str, Tensor]): the outputs from :func:`capture`.
         modules (tuple[nn.Module, nn.Module]): the layer and heatmap layer.
-        attribution_kwargs (dict, optional): extra arguments of the method.
+        options (MapOptions): the method, x-features and its arguments.
+        early_exit (bool, optional): let the x-feature model's passes stop
+            after the layer. Default: True
 
     Returns:
         *tuple[tuple[Tensor, ...], bool]*: the maps and whether they have the
@@ -115,6 +125,7 @@ def concept_maps(
             or ``attribution_kwargs`` do not suit the method.
     """
     module, hm = modules
+    method, ks, kwargs = options.method, options.concepts, options.attribution_kwargs
     pooling = srae.config.pooling
     hm_act = acts.get("heatmap_layer", acts["layer"])
     spatial_needed = method in ("gradcam", "excitation") or (
@@ -127,16 +138,16 @@ def concept_maps(
             "(N, C, H, W); pass a convolutional heatmap_layer"
         )
     if method == "gradcam":
-        if hm is module and pooling == "avg" and not attribution_kwargs:
+        if hm is module and pooling == "avg" and not kwargs:
             return (gradcam_maps(acts["layer"], srae, ks),), True
         method = LayerGradCam
     if method == "excitation":
-        kwargs = dict(attribution_kwargs or {})
-        contrastive = bool(kwargs.pop("contrastive", False))
-        if kwargs:
+        rest = dict(kwargs)
+        contrastive = bool(rest.pop("contrastive", False))
+        if rest:
             raise ValueError(
                 f"attribution_kwargs for excitation accept only 'contrastive', "
-                f"got {sorted(kwargs)}"
+                f"got {sorted(rest)}"
             )
         maps = excitation_maps(
             forward_func,
@@ -151,8 +162,8 @@ def concept_maps(
             activation=acts["layer"] if hm is module else None,
         )
         return (maps,), True
-    xmodel = XFeatureModel(forward_func, module, srae, pooling, ks)
-    return captum_maps(method, xmodel, inputs, extra, len(ks), hm, attribution_kwargs)
+    xmodel = XFeatureModel(forward_func, module, srae, pooling, ks, early_exit)
+    return captum_maps(method, xmodel, inputs, extra, len(ks), hm, kwargs)
 
 
 def resize(maps: Tensor, first_input: Tensor, interpolate: Any) -> Tensor:
@@ -180,115 +191,119 @@ def resize(maps: Tensor, first_input: Tensor, interpolate: Any) -> Tensor:
     return resize_maps(maps, interpolate)
 
 
+def _rows(extra: tuple, idx: Tensor, n: int) -> tuple:
+    """The extra arguments of the examples ``idx``: tensors with ``n`` rows
+    are indexed, anything else is passed as it is."""
+    return tuple(
+        a[idx] if isinstance(a, Tensor) and a.ndim and a.shape[0] == n > 1 else a
+        for a in extra
+    )
+
+
+def _finish(
+    maps: tuple[Tensor, ...],
+    layer_space: bool,
+    contributions: Tensor | None,
+    first_input: Tensor,
+    options: MapOptions,
+) -> tuple[Tensor, ...]:
+    """ReLU, class map (``Σ_k c_k map_k``) and resizing of one group's maps."""
+    maps = tuple(m.clamp_min(0) if options.relu else m for m in maps)
+    if contributions is not None:  # output="class"
+        c = contributions
+        maps = tuple(
+            (m * c.reshape(c.shape + (1,) * (m.ndim - 2))).sum(1, keepdim=True)
+            for m in maps
+        )
+    if layer_space and options.interpolate not in (False, "layer"):
+        maps = tuple(resize(m, first_input, options.interpolate) for m in maps)
+    return maps
+
+
 def attribute_maps(
-    explainer: SRAEAttribution,
+    forward_func: Callable[..., Tensor],
+    modules: tuple[nn.Module, nn.Module],
+    fitted: FittedXNNs,
     tup: tuple[Tensor, ...],
     extra: tuple,
     tgt: Tensor,
-    ks: list[int],
-    *,
-    method: Any,
-    output: str,
-    interpolate: Any,
-    relu: bool,
-    size: int,
-    attribution_kwargs: dict[str, Any] | None,
+    options: MapOptions,
+    early_exit: bool = True,
 ) -> tuple[Tensor, ...]:
     """The body of :meth:`SRAEAttribution.attribute`, on checked arguments.
 
     Args:
-        explainer (SRAEAttribution): the fitted explainer.
+        forward_func (nn.Module or Callable): the explained model.
+        modules (tuple[nn.Module, nn.Module]): the layer and heatmap layer.
+        fitted (FittedXNNs): the fitted XNN(s).
         tup (tuple[Tensor, ...]): the inputs, ``N`` examples.
         extra (tuple): extra model arguments; tensors with ``N`` rows are
             split with the inputs.
         tgt (Tensor): the class of each example.
-        ks (list[int]): the x-features to map.
-        method (str or type): see :meth:`SRAEAttribution.attribute`.
-        output (str): ``"concepts"`` or ``"class"``.
-        interpolate (bool, str or Sequence[int]): see
-            :meth:`SRAEAttribution.attribute`.
-        relu (bool): whether to ReLU each x-feature map.
-        size (int): examples per forward pass.
-        attribution_kwargs (dict, optional): extra arguments of the method.
+        options (MapOptions): the checked options of ``attribute``.
+        early_exit (bool, optional): let passes stop after the layer.
+            Default: True
 
     Returns:
         *tuple[Tensor, ...]*: the maps of all examples, one per tensor the
         method returns.
     """
     n = tup[0].shape[0]
-    modules = explainer._modules()
+    size = options.batch_size or n
     results: list[Tensor] = []
     for start in range(0, n, size):
-        for idx, srae, col in explainer._groups(tgt[start : start + size]):
+        for idx, srae, col in fitted.groups(tgt[start : start + size]):
             idx = idx + start
-            sub = tuple(t[idx] for t in tup)
-            sub_extra = tuple(
-                a[idx]
-                if isinstance(a, Tensor) and a.ndim and a.shape[0] == n > 1
-                else a
-                for a in extra
-            )
+            sub, sub_extra = tuple(t[idx] for t in tup), _rows(extra, idx, n)
             acts, _ = capture(
-                explainer.forward_func, sub, sub_extra, *modules, need_output=False
-            )
-            maps, layer_space = concept_maps(
-                explainer.forward_func,
+                forward_func,
                 sub,
                 sub_extra,
-                srae,
-                method,
-                ks,
-                acts,
-                modules,
-                attribution_kwargs,
+                *modules,
+                need_output=False,
+                early_exit=early_exit,
             )
-            maps = tuple(m.clamp_min(0) if relu else m for m in maps)
-            if output == "class":
-                c = encode(acts["layer"], srae, col)[1][:, ks]
-                maps = tuple(
-                    (m * c.reshape(c.shape + (1,) * (m.ndim - 2))).sum(1, keepdim=True)
-                    for m in maps
-                )
-            if layer_space and interpolate not in (False, "layer"):
-                maps = tuple(resize(m, tup[0], interpolate) for m in maps)
+            maps, layer_space = concept_maps(
+                forward_func, sub, sub_extra, srae, acts, modules, options, early_exit
+            )
+            c = None
+            if options.output == "class":
+                c = encode(acts["layer"], srae, col)[1][:, options.concepts]
+            maps = _finish(maps, layer_space, c, tup[0], options)
             if not results:
                 results = [m.new_zeros((n,) + m.shape[1:]) for m in maps]
             for res, m in zip(results, maps, strict=True):
-                res[idx] = m.to(res.dtype)
+                res[idx] = m.detach().to(res.dtype)
     return tuple(results)
 
 
 def scores(
-    explainer: SRAEAttribution,
-    inputs: Any,
-    target: TargetType,
-    additional_forward_args: Any,
+    forward_func: Callable[..., Tensor],
+    layer: nn.Module,
+    fitted: FittedXNNs,
+    tup: tuple[Tensor, ...],
+    extra: tuple,
+    tgt: Tensor,
 ) -> dict[str, Tensor]:
     """Per-example x-features, weights, bias, contributions and scores.
 
     Args:
-        explainer (SRAEAttribution): the explainer.
-        inputs (Tensor or tuple[Tensor, ...]): the inputs.
-        target (int, list[int] or Tensor, optional): the explained classes.
-        additional_forward_args (Any): extra model arguments.
+        forward_func (nn.Module or Callable): the explained model.
+        layer (nn.Module): the explained layer.
+        fitted (FittedXNNs): the fitted XNN(s).
+        tup (tuple[Tensor, ...]): the checked inputs.
+        extra (tuple): extra model arguments.
+        tgt (Tensor): the class of each example.
 
     Returns:
         *dict[str, Tensor]*: ``"e"``, ``"w"``, ``"b"``, ``"c"`` (x-features,
         weights, bias, contributions), ``"xnn"`` and ``"model"`` (scores) and
         ``"target"``.
-
-    Raises:
-        NotFittedError: if the explainer is not fitted.
     """
-    check_fitted(explainer)
-    tup = check_inputs(inputs, model_device(explainer.forward_func))
-    extra = _format_additional_forward_args(additional_forward_args) or ()
     n = tup[0].shape[0]
-    tgt = explainer._targets(target, n)
-    module = explainer._resolve(explainer.layer, "layer")
-    acts, out = capture(explainer.forward_func, tup, extra, module, module)
+    acts, out = capture(forward_func, tup, extra, layer, layer)
     parts: dict[str, list[tuple[Tensor, Tensor]]] = {}
-    for idx, srae, col in explainer._groups(tgt):
+    for idx, srae, col in fitted.groups(tgt):
         e, c = encode(acts["layer"][idx], srae, col)
         w = srae.weight[col].detach().expand_as(e)
         b = srae.bias[col].detach().expand(e.shape[0])

@@ -5,45 +5,52 @@ r"""SRAE as a Captum attribution method: one heatmap per x-feature.
 of a classifier and then explains inputs the way Qi, Khorram and Li draw it:
 the few x-features of the layer, each one's contribution ``e_k·v_k`` to the
 class score, and one heatmap per x-feature.
+
+The class only checks arguments and holds the fitted state
+(:class:`~captum_srae.attribution.fitted.FittedXNNs`); the work is done by
+free functions that receive that state: :mod:`~captum_srae.attribution.fitting`,
+:mod:`~captum_srae.attribution.maps` and
+:mod:`~captum_srae.attribution.persistence`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from captum.attr import GradientAttribution, LayerAttribution, LayerGradCam
+from captum.attr import GradientAttribution, LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
 
-from captum_srae.attribution import fitting, persistence
-from captum_srae.attribution import maps as srae_maps
+from captum_srae.activations import layer_name
 from captum_srae.attribution.checks import (
-    check_attribute_options,
-    check_concepts,
-    check_fitted,
     check_inputs,
-    check_targets,
-    group_targets,
+    map_options,
     model_device,
     resolve_module,
 )
 from captum_srae.attribution.explanation import NotFittedError, SRAEExplanation
+from captum_srae.attribution.fitted import FittedXNNs
+from captum_srae.attribution.fitting import fit_xnns
+from captum_srae.attribution.maps import attribute_maps, scores
 from captum_srae.attribution.persistence import FORMAT_NAME as FORMAT_NAME
 from captum_srae.attribution.persistence import FORMAT_VERSION as FORMAT_VERSION
+from captum_srae.attribution.persistence import load_xnns, save_xnns
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
+from captum_srae.training import TrainingHistory
 from captum_srae.utils.atomic import PathLike
 from captum_srae.utils.captum_compat import (
     TargetType,
-    _format_additional_forward_args,
-    _format_output,
-    _is_tuple,
+    format_additional_forward_args,
+    format_output,
+    is_tuple,
 )
 
 __all__ = ["NotFittedError", "SRAEAttribution", "SRAEExplanation"]
 
-_RELU_DEFAULT = ("gradcam", "excitation", LayerGradCam)
+Inputs = Tensor | tuple[Tensor, ...]
 
 
 class SRAEAttribution(LayerAttribution, GradientAttribution):
@@ -53,9 +60,27 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
 
     An estimator: ``__init__`` only stores its arguments, :meth:`fit` fits the
     explanation network(s) and sets ``sraes_``, ``history_``, ``targets_``,
-    ``per_class_``, ``layer_shape_``, ``n_outputs_``; :meth:`attribute` then
-    returns maps ``(N, n_concepts, H, W)``, or the class-level map
-    ``(N, 1, H, W)`` with ``output="class"``.
+    ``per_class_``, ``layer_shape_``, ``n_outputs_``, ``n_concepts_``,
+    ``layer_name_`` (reading one before raises :class:`NotFittedError`);
+    :meth:`attribute` then returns maps ``(N, n_concepts, H, W)``, or the
+    class-level map ``(N, 1, H, W)`` with ``output="class"``.
+
+    The first arguments are those of Captum's ``LayerGradCam``; the others are
+    keyword-only. Errors raised by ``forward_func`` itself (CUDA out of
+    memory, a device mismatch, a bug in its forward) reach the caller with
+    their type and message.
+
+    **Early exit.** Passes that need only the layer's output (the maps of
+    :meth:`attribute`) stop right after the layer's last call: the layers
+    after it cannot change the x-features. The number of calls of the layer
+    per pass is learned on the first, complete pass. Pass
+    ``early_exit=False`` when the model's forward has side effects after the
+    layer (counters, caches, logging) or calls the layer a number of times
+    that changes from input to input; every pass then runs the whole model.
+    :meth:`fit`, :meth:`contributions`, :meth:`concepts` and
+    :meth:`explain`'s scores always run the whole model (they need its
+    output); Excitation Backprop to a lower ``heatmap_layer`` evaluates the
+    traced graph only up to the layer, whatever ``early_exit`` says.
 
     Args:
         forward_func (nn.Module or Callable): the classifier, returning scores
@@ -64,12 +89,18 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         layer (nn.Module or str): the explained layer, a module of
             ``forward_func`` or its dotted name (e.g. ``"layer4"``); resolved
             at each call, so TCAV may reassign ``.layer``.
+        device_ids (list[int], optional): device ids of a ``DataParallel``
+            ``forward_func``, as in Captum. Default: None
         heatmap_layer (nn.Module or str, optional): the spatial layer at which
             heatmaps are drawn. Default: None (``layer``)
         config (SRAEConfig, optional): the SRAE hyperparameters.
             Default: None (``SRAEConfig()``)
-        device_ids (list[int], optional): device ids of a ``DataParallel``
-            ``forward_func``, as in Captum. Default: None
+        early_exit (bool, optional): stop the passes of :meth:`attribute`
+            after the layer (see above). Default: True
+
+    Raises:
+        TypeError: if ``config`` is not an :class:`~captum_srae.SRAEConfig`
+            or ``early_exit`` is not a bool.
 
     Examples::
 
@@ -77,49 +108,115 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         >>> sa.fit(train_loader, target=3)
         >>> maps = sa.attribute(images, target=3)  # (N, 5, 224, 224)
         >>> cls_map = sa.attribute(images, target=3, output="class")
+        >>> side_effects = SRAEAttribution(net, "layer4", early_exit=False)
     """
 
     def __init__(
         self,
         forward_func: Callable[..., Tensor],
         layer: nn.Module | str,
+        device_ids: list[int] | None = None,
+        *,
         heatmap_layer: nn.Module | str | None = None,
         config: SRAEConfig | None = None,
-        device_ids: list[int] | None = None,
+        early_exit: bool = True,
     ) -> None:
+        if config is not None and not isinstance(config, SRAEConfig):
+            raise TypeError(
+                f"config must be an SRAEConfig or None, got {type(config).__name__}"
+            )
+        if not isinstance(early_exit, bool):
+            raise TypeError(f"early_exit must be a bool, got {early_exit!r}")
         LayerAttribution.__init__(self, forward_func, layer, device_ids)  # type: ignore[arg-type]
         GradientAttribution.__init__(self, forward_func)
         self.heatmap_layer = heatmap_layer
         self.config = config
+        self.early_exit = early_exit
+        self._fitted: FittedXNNs | None = None
 
     @classmethod
     def get_name(cls) -> str:
         """The readable name of the method, ``"SRAE"``."""
         return "SRAE"
 
-    # ------------------------------------------------------------- helpers
-    def _resolve(self, layer: nn.Module | str, arg: str) -> nn.Module:
-        return resolve_module(self.forward_func, layer, arg)
+    # --------------------------------------------------------- fitted state
+    def _state(self) -> FittedXNNs:
+        if self._fitted is None:
+            raise NotFittedError(
+                "this SRAEAttribution is not fitted yet: call fit(data, target) "
+                "before attribute, contributions, concepts, explain or save"
+            )
+        return self._fitted
 
-    def _modules(self) -> tuple[nn.Module, nn.Module]:
-        module = self._resolve(self.layer, "layer")
+    def _set_fitted(
+        self, fitted: FittedXNNs, history: dict[int, TrainingHistory]
+    ) -> None:
+        model = self.forward_func
+        name = fitted.layer_name
+        if isinstance(model, nn.Module):
+            name = layer_name(model, resolve_module(model, self.layer, "layer"))
+        self._fitted = dataclasses.replace(fitted, layer_name=name)
+        self.history_ = history
+
+    @property
+    def sraes_(self) -> dict[int, SRAE]:
+        """Fitted: class → SRAE (a shared SRAE is the value of every class)."""
+        return dict(self._state().sraes)
+
+    @property
+    def targets_(self) -> list[int]:
+        """Fitted: the explained classes (the columns of a shared SRAE)."""
+        return list(self._state().targets)
+
+    @property
+    def per_class_(self) -> bool:
+        """Fitted: whether each class has its own SRAE."""
+        return self._state().per_class
+
+    @property
+    def layer_shape_(self) -> tuple[int, ...]:
+        """Fitted: the layer's output shape without the batch dimension."""
+        return self._state().layer_shape
+
+    @property
+    def n_outputs_(self) -> int | None:
+        """Fitted: the model's number of outputs (None if unknown)."""
+        return self._state().n_outputs
+
+    @property
+    def n_concepts_(self) -> int:
+        """Fitted: the number of x-features."""
+        return self._state().n_concepts
+
+    @property
+    def layer_name_(self) -> str | None:
+        """Fitted: the dotted name of the layer (None for a plain callable)."""
+        return self._state().layer_name
+
+    def _layers(self) -> tuple[nn.Module, nn.Module]:
+        """The explained layer and the heatmap layer, resolved now."""
+        module = resolve_module(self.forward_func, self.layer, "layer")
         hm = self.heatmap_layer
-        return module, module if hm is None else self._resolve(hm, "heatmap_layer")
+        if hm is None:
+            return module, module
+        return module, resolve_module(self.forward_func, hm, "heatmap_layer")
 
-    def _targets(self, target: TargetType, n: int) -> Tensor:
-        """The fitted class explained for each of the ``n`` examples."""
-        return check_targets(target, n, self.targets_, self.sraes_, self.n_outputs_)
-
-    def _groups(self, tgt: Tensor) -> list[tuple[Tensor, SRAE, int]]:
-        """(example indices, SRAE, output column) per explained class."""
-        return group_targets(tgt, self.sraes_, self.targets_, self.per_class_)
+    def _prepare(
+        self, inputs: Inputs, target: TargetType, additional_forward_args: Any
+    ) -> tuple[FittedXNNs, tuple[Tensor, ...], tuple, Tensor]:
+        """Fitted state, checked inputs, extra arguments and targets."""
+        fitted = self._state()
+        tup = check_inputs(inputs, model_device(self.forward_func))
+        extra = format_additional_forward_args(additional_forward_args)
+        return fitted, tup, extra, fitted.targets_for(target, tup[0].shape[0])
 
     # ------------------------------------------------------------------ fit
     def fit(
         self,
         data: Any,
-        target: int | Sequence[int] | None = None,
+        target: int | Sequence[int] | Tensor | None = None,
         *,
+        all_targets: bool = False,
         per_class: bool = True,
         batch_size: int = 64,
         show_progress: bool = True,
@@ -130,9 +227,14 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         Args:
             data (Tensor, DataLoader or iterable): the inputs; see
                 :func:`~captum_srae.iter_input_batches` (labels are ignored).
-            target (int, list of int or None, optional): one class (the
-                paper's one-vs-all XNN), several, or None for all classes.
-                Default: None
+            target (int, list of int, 1-D Tensor or None, optional): one class
+                (the paper's one-vs-all XNN) or several. None is the model's
+                only output; on a model with several outputs it needs
+                ``all_targets=True``. Default: None
+            all_targets (bool, optional): with ``target=None``, fit every
+                output (one XNN each with ``per_class``): the explicit opt-in
+                that keeps a 1000-class model from starting 1000 fits by
+                accident. Default: False
             per_class (bool, optional): one XNN per class; False fits one shared
                 XNN whose predictor has one output per class. Default: True
             batch_size (int, optional): chunk size for Tensor data. Default: 64
@@ -141,19 +243,38 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 the same for every batch. Default: None
 
         Returns:
-            *SRAEAttribution*: ``self``, with ``sraes_`` (class → SRAE),
-            ``history_`` (class → TrainingHistory), ``targets_``,
-            ``per_class_``, ``layer_shape_``, ``n_outputs_``, ``n_concepts_``.
+            *SRAEAttribution*: ``self``, fitted (see the class).
+
+        Raises:
+            TypeError: if ``forward_func`` is not an ``nn.Module`` or a class
+                is not an int.
+            ValueError: if ``target`` repeats a class, or is None on a model
+                with several outputs without ``all_targets=True`` (raised on
+                the first batch, before any fit).
+            Exception: whatever ``forward_func`` raises, unchanged.
+
+        Examples::
+
+            >>> sa.fit(loader, target=3)                  # one class
+            >>> sa.fit(loader, target=[0, 3])             # two XNNs
+            >>> sa.fit(loader, all_targets=True)          # every output
         """
-        fitting.fit_attribution(
-            self,
+        model = self.forward_func
+        if not isinstance(model, nn.Module):
+            raise TypeError("fit needs forward_func to be an nn.Module")
+        fitted, history = fit_xnns(
+            model,
+            self._layers()[0],
             data,
             target,
+            self.config if self.config is not None else SRAEConfig(),
+            all_targets=all_targets,
             per_class=per_class,
             batch_size=batch_size,
             show_progress=show_progress,
             additional_forward_args=additional_forward_args,
         )
+        self._set_fitted(fitted, history)
         return self
 
     @classmethod
@@ -167,6 +288,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         heatmap_layer: nn.Module | str | None = None,
         layer_shape: Sequence[int] = (),
         n_outputs: int | None = None,
+        early_exit: bool = True,
     ) -> SRAEAttribution:
         r"""Build a fitted explainer from SRAEs trained elsewhere (or hand-set).
 
@@ -183,26 +305,25 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 without the batch dimension. Default: ()
             n_outputs (int, optional): the model's number of classes (for
                 range checks). Default: None
+            early_exit (bool, optional): see the class. Default: True
 
         Returns:
-            *SRAEAttribution*: the fitted explainer.
+            *SRAEAttribution*: the fitted explainer (``history_`` is empty).
+
+        Raises:
+            ValueError: if the SRAEs do not fit together or with ``targets``,
+                or ``layer`` is not found.
         """
-        return persistence.from_sraes(
-            cls,
-            forward_func,
-            layer,
-            sraes,
-            targets,
-            heatmap_layer,
-            layer_shape,
-            n_outputs,
+        fitted = FittedXNNs.from_sraes(
+            sraes, targets, layer_shape=layer_shape, n_outputs=n_outputs
         )
+        return cls._around(fitted, forward_func, layer, heatmap_layer, early_exit)
 
     # ------------------------------------------------------------ attribute
     @log_usage()
     def attribute(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Inputs,
         target: TargetType = None,
         additional_forward_args: Any = None,
         attribute_to_layer_input: bool = False,
@@ -220,129 +341,110 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         Args:
             inputs (Tensor or tuple[Tensor, ...]): the model's inputs, batch
                 first. A tuple gives a tuple of attributions.
-            target (int, list[int] or Tensor, optional): the explained class,
-                one for all examples or one per example (a list or 1-D tensor
-                of length N); it must be a fitted class. Default: None (the
-                only fitted class)
+            target (int, tuple, Tensor or list, optional): any form of Captum's
+                ``TargetType``: one class for all examples (int, 1-tuple,
+                one-element tensor) or one per example (list of ints or
+                1-tuples, tensor ``(N,)``), each a fitted class.
+                Default: None (the only fitted class)
             additional_forward_args (Any, optional): extra model arguments
                 passed after the inputs. Default: None
-            attribute_to_layer_input (bool, optional): kept for Captum's call
-                signature (TCAV passes it); the SRAE explains the layer's
-                output, so only False is accepted. Default: False
-            method (str or type, optional): ``"gradcam"`` (Grad-CAM of each
-                x-feature, in closed form at the layer), ``"excitation"``
-                (Excitation Backprop; ``attribution_kwargs={"contrastive":
-                True}`` for its contrastive variant), or a Captum attribution
-                class run on :class:`~captum_srae.attribution.heatmaps.XFeatureModel` with
-                ``target=k`` (a layer class at ``heatmap_layer``; a primary
-                class gives input-shaped maps summed over channels).
-                Default: "gradcam"
-            output (str, optional): ``"concepts"`` for ``(N, n, H, W)``, or
-                ``"class"`` for ``(N, 1, H, W)`` = ``Σ_k e_k v_k · map_k``.
-                Default: "concepts"
-            concepts (Sequence[int], optional): the x-features to map, in this
+            attribute_to_layer_input (bool, optional): Captum's argument (TCAV
+                passes it); only False (the layer's output) works. Default: False
+            method (str or type, optional): ``"gradcam"`` (closed form at the
+                layer), ``"excitation"`` (Excitation Backprop;
+                ``attribution_kwargs={"contrastive": True}`` for its
+                contrastive variant) or a Captum attribution class run on
+                :class:`~captum_srae.attribution.heatmaps.XFeatureModel` with
+                ``target=k``. Default: "gradcam"
+            output (str, optional): ``"concepts"`` (``(N, n, H, W)``) or
+                ``"class"`` (``Σ_k e_k v_k · map_k``). Default: "concepts"
+            concepts (Sequence[int], optional): the x-features to map, in
                 order. Default: None (all)
             interpolate (bool, str or Sequence[int], optional): True resizes
-                layer maps to the input's spatial size (bilinear); False or
-                ``"layer"`` keeps the layer's size; a size resizes to it.
-                Default: True
-            relu_attributions (bool, optional): ReLU each x-feature map.
-                Default: None (True for "gradcam", "excitation" and
-                ``LayerGradCam``, False otherwise)
-            internal_batch_size (int, optional): examples per forward pass.
-                Default: None (all)
+                layer maps to the input's size; False or ``"layer"`` keeps the
+                layer's size; a size resizes to it. Default: True
+            relu_attributions (bool, optional): ReLU each map. Default: None
+                (True for "gradcam", "excitation" and ``LayerGradCam``)
+            internal_batch_size (int, optional): examples per pass. Default: None
             attribution_kwargs (dict, optional): extra arguments of the
                 method's ``attribute`` (e.g. ``{"n_steps": 20}``). Default: None
 
         Returns:
-            *Tensor* or *tuple[Tensor, ...]* of **attributions**:
-            - **attributions** (*Tensor*): ``(N, n, H, W)`` or ``(N, 1, H, W)``;
-              a 1-tuple for tuple inputs (one per input for primary methods).
+            *Tensor* or *tuple[Tensor, ...]*: ``(N, n, H, W)`` or
+            ``(N, 1, H, W)``; a tuple for tuple inputs.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            ValueError, TypeError: for invalid arguments, each naming it.
 
         Examples::
 
             >>> maps = sa.attribute(x, target=3)                   # (N, n, H, W)
             >>> ig = sa.attribute(x, target=3, method=IntegratedGradients)
-            >>> cls = sa.attribute(x, target=3, output="class")    # (N, 1, H, W)
+            >>> cls = sa.attribute(x, target=[3, 1], output="class")
         """
-        check_fitted(self)
-        if attribute_to_layer_input:
-            raise ValueError(
-                "attribute_to_layer_input=True is not supported: the SRAE was "
-                "fitted on the layer's output"
-            )
-        is_tuple = _is_tuple(inputs)
-        tup = check_inputs(inputs, model_device(self.forward_func))
-        extra = _format_additional_forward_args(additional_forward_args) or ()
-        check_attribute_options(output, method, interpolate)
-        n = tup[0].shape[0]
-        if n == 0:
-            raise ValueError("inputs must hold at least one example")
-        size = n if internal_batch_size is None else int(internal_batch_size)
-        if size < 1:
-            raise ValueError(f"internal_batch_size must be positive, got {size}")
-        tgt = self._targets(target, n)
-        ks = check_concepts(concepts, self.n_concepts_)
-        relu = relu_attributions
-        if relu is None:
-            relu = any(method is m or method == m for m in _RELU_DEFAULT)
-        maps = srae_maps.attribute_maps(
-            self,
-            tup,
-            extra,
-            tgt,
-            ks,
+        fitted, tup, extra, tgt = self._prepare(inputs, target, additional_forward_args)
+        options = map_options(
+            fitted.n_concepts,
             method=method,
             output=output,
+            concepts=concepts,
             interpolate=interpolate,
-            relu=relu,
-            size=size,
+            relu_attributions=relu_attributions,
+            internal_batch_size=internal_batch_size,
             attribution_kwargs=attribution_kwargs,
+            attribute_to_layer_input=attribute_to_layer_input,
         )
-        return _format_output(is_tuple, maps)
+        layers, early_exit = self._layers(), self.early_exit
+        maps = attribute_maps(
+            self.forward_func, layers, fitted, tup, extra, tgt, options, early_exit
+        )
+        return format_output(is_tuple(inputs), maps)
 
     # ------------------------------------------------------ x-features, scores
+    def _scores(
+        self, inputs: Inputs, target: TargetType, additional_forward_args: Any
+    ) -> dict[str, Tensor]:
+        fitted, tup, extra, tgt = self._prepare(inputs, target, additional_forward_args)
+        return scores(self.forward_func, self._layers()[0], fitted, tup, extra, tgt)
+
     def contributions(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Inputs,
         target: TargetType = None,
         additional_forward_args: Any = None,
     ) -> Tensor:
         r"""Each x-feature's contribution ``e_k·v_k`` to the target's score.
 
         Args:
-            inputs (Tensor or tuple[Tensor, ...]): the inputs.
-            target (int, list[int] or Tensor, optional): as in
-                :meth:`attribute`. Default: None
-            additional_forward_args (Any, optional): extra model arguments.
-                Default: None
+            inputs, target, additional_forward_args: as in :meth:`attribute`.
 
         Returns:
-            *Tensor*: shape ``(N, n_concepts)``; with the SRAE's bias they sum
-            to the XNN's reconstruction of the score.
+            *Tensor*: ``(N, n_concepts)``; with the SRAE's bias they sum to
+            the XNN's reconstruction of the score.
         """
-        return srae_maps.scores(self, inputs, target, additional_forward_args)["c"]
+        return self._scores(inputs, target, additional_forward_args)["c"]
 
     def concepts(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Inputs,
         target: TargetType = None,
         additional_forward_args: Any = None,
     ) -> Tensor:
-        r"""The x-features ``e`` of the inputs, shape ``(N, n_concepts)``.
+        r"""The x-features ``e`` of the inputs.
 
         Args:
-            inputs (Tensor or tuple[Tensor, ...]): the inputs.
-            target (int, list[int] or Tensor, optional): selects the XNN when
-                one was fitted per class. Default: None
-            additional_forward_args (Any, optional): extra model arguments.
-                Default: None
+            inputs, target, additional_forward_args: as in :meth:`attribute`;
+                ``target`` selects the XNN when one was fitted per class.
+
+        Returns:
+            *Tensor*: ``(N, n_concepts)``.
         """
-        return srae_maps.scores(self, inputs, target, additional_forward_args)["e"]
+        return self._scores(inputs, target, additional_forward_args)["e"]
 
     def explain(
         self,
-        inputs: Tensor | tuple[Tensor, ...],
+        inputs: Inputs,
         target: TargetType = None,
         additional_forward_args: Any = None,
         **attribute_kwargs: Any,
@@ -350,11 +452,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         r"""x-features, contributions, scores and heatmaps in one object.
 
         Args:
-            inputs (Tensor or tuple[Tensor, ...]): the inputs.
-            target (int, list[int] or Tensor, optional): as in
-                :meth:`attribute`. Default: None
-            additional_forward_args (Any, optional): extra model arguments.
-                Default: None
+            inputs, target, additional_forward_args: as in :meth:`attribute`.
             **attribute_kwargs: passed to :meth:`attribute` (``method``,
                 ``interpolate``, ...).
 
@@ -366,7 +464,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             >>> ex = sa.explain(x, target=3)
             >>> ex.contributions.sum(1) + ex.bias  # == ex.xnn_score
         """
-        s = srae_maps.scores(self, inputs, target, additional_forward_args)
+        s = self._scores(inputs, target, additional_forward_args)
         maps = self.attribute(
             inputs, target, additional_forward_args, **attribute_kwargs
         )
@@ -391,8 +489,11 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
 
         Args:
             path (str or PathLike): the folder; a previous save is replaced.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
         """
-        persistence.save_attribution(self, path)
+        save_xnns(self._state(), path)
 
     @classmethod
     def load(
@@ -401,25 +502,52 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         forward_func: Callable[..., Tensor],
         layer: nn.Module | str | None = None,
         heatmap_layer: nn.Module | str | None = None,
+        *,
+        early_exit: bool = True,
     ) -> SRAEAttribution:
         r"""Load an explainer written by :meth:`save` (JSON and safetensors only).
 
         Args:
             path (str or PathLike): the folder.
-            forward_func (nn.Module or Callable): the explained model.
+            forward_func (nn.Module or Callable): the explained model; the
+                SRAEs are put on its device.
             layer (nn.Module or str, optional): the explained layer.
                 Default: None (the saved layer name)
             heatmap_layer (nn.Module or str, optional): see the class.
                 Default: None
+            early_exit (bool, optional): see the class. Default: True
 
         Returns:
-            *SRAEAttribution*: the fitted explainer (``history_`` is empty),
-            its SRAEs on the model's device.
+            *SRAEAttribution*: the fitted explainer (``history_`` is empty).
 
         Raises:
             FileNotFoundError: if ``path`` does not exist.
             SRAEFormatError: if the save is corrupt or of a newer format.
+            ValueError: if ``layer`` is None and the save names no layer.
         """
-        return persistence.load_attribution(
-            cls, path, forward_func, layer, heatmap_layer
+        fitted = load_xnns(path, model_device(forward_func))
+        if layer is None:
+            if fitted.layer_name is None:
+                raise ValueError(f"{path} records no layer name: pass layer")
+            layer = fitted.layer_name
+        return cls._around(fitted, forward_func, layer, heatmap_layer, early_exit)
+
+    @classmethod
+    def _around(
+        cls,
+        fitted: FittedXNNs,
+        forward_func: Callable[..., Tensor],
+        layer: nn.Module | str,
+        heatmap_layer: nn.Module | str | None,
+        early_exit: bool,
+    ) -> SRAEAttribution:
+        """A fitted explainer holding ``fitted`` (``history_`` is empty)."""
+        explainer = cls(
+            forward_func,
+            layer,
+            heatmap_layer=heatmap_layer,
+            config=fitted.config,
+            early_exit=early_exit,
         )
+        explainer._set_fitted(fitted, {})
+        return explainer

@@ -8,11 +8,28 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from captum_srae.utils.validation import check_int
+
 PullAwayAxis = Literal["images", "features"]
 Reconstruction = Literal["log", "mse"]
 Pooling = Literal["avg", "flatten"]
 
 _PRESETS = ("default", "qi2021")
+#: The integer fields (but ``hidden_sizes`` and ``epoch_samples``) and their
+#: smallest allowed values, in the order they are checked.
+_INT_FIELDS = (
+    ("n_concepts", 1),
+    ("lr_step_epochs", 1),
+    ("batch_size", 1),
+    ("max_epochs", 1),
+    ("patience", 1),
+    ("retune_rounds", 1),
+    ("pretrain_epochs", 0),
+    ("retune_min_positive", 0),
+    ("max_lr_decays", 0),
+    ("seed", 0),
+    ("nan_retries", 0),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,35 +180,15 @@ class SRAEConfig:
         if isinstance(hs, list):
             object.__setattr__(self, "hidden_sizes", tuple(hs))
             hs = self.hidden_sizes
-        if not (
-            isinstance(hs, tuple)
-            and len(hs) == 2
-            and all(_is_int(h) and h > 0 for h in hs)
-        ):
+        if not (isinstance(hs, tuple) and len(hs) == 2):
             raise ValueError(
                 f"hidden_sizes must be two positive integers, got {self.hidden_sizes!r}"
             )
-        for name in (
-            "n_concepts",
-            "lr_step_epochs",
-            "batch_size",
-            "max_epochs",
-            "patience",
-            "retune_rounds",
-        ):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in (
-            "pretrain_epochs",
-            "retune_min_positive",
-            "max_lr_decays",
-            "seed",
-            "nan_retries",
-        ):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 0:
-                raise ValueError(f"{name} must be a nonnegative integer, got {value!r}")
+        sizes = tuple(_field_int(h, "hidden_sizes", 1) for h in hs)
+        object.__setattr__(self, "hidden_sizes", sizes)
+        for name, minimum in _INT_FIELDS:
+            value = _field_int(getattr(self, name), name, minimum)
+            object.__setattr__(self, name, value)
         for name in ("q", "lr", "lr_gamma", "retune_rec_factor", "retune_pt_factor"):
             value = getattr(self, name)
             if not _is_number(value) or not value > 0:
@@ -211,13 +208,9 @@ class SRAEConfig:
                 "retune_min_ratio must be a nonnegative number, "
                 f"got {self.retune_min_ratio!r}"
             )
-        if self.epoch_samples is not None and (
-            not _is_int(self.epoch_samples) or self.epoch_samples < 1
-        ):
-            raise ValueError(
-                "epoch_samples must be a positive integer or None, "
-                f"got {self.epoch_samples!r}"
-            )
+        if self.epoch_samples is not None:
+            samples = _field_int(self.epoch_samples, "epoch_samples", 1)
+            object.__setattr__(self, "epoch_samples", samples)
         _check_choice("pull_away_axis", self.pull_away_axis, ("images", "features"))
         _check_choice("reconstruction", self.reconstruction, ("log", "mse"))
         _check_choice("pooling", self.pooling, ("avg", "flatten"))
@@ -283,8 +276,13 @@ class SRAEConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _field_int(value: Any, name: str, minimum: int) -> int:
+    """:func:`check_int` for a field; a bad value is a ValueError, like every
+    other invalid field."""
+    try:
+        return check_int(value, name, minimum=minimum)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _is_number(value: Any) -> bool:

@@ -155,20 +155,13 @@ def srae_loss(
     a_pred = config.alpha_pred if alpha_pred is None else alpha_pred
     a_rec = config.alpha_rec if alpha_rec is None else alpha_rec
     a_pt = config.alpha_pt if alpha_pt is None else alpha_pt
-    pred = faithfulness_loss(z, z_hat, e, y, y_hat, v)
+    terms = (z, z_hat, e, y, y_hat, v)
+    pred = faithfulness_loss(*terms)
     if config.reconstruction == "log":
-        rec = sparse_reconstruction_loss(z, z_hat, e, y, y_hat, v, q=config.q)
+        rec = sparse_reconstruction_loss(*terms, q=config.q)
     else:
-        rec = mse_reconstruction_loss(z, z_hat, e, y, y_hat, v)
-    pt = pull_away_loss(
-        z,
-        z_hat,
-        e,
-        y,
-        y_hat,
-        v,
-        axis=config.pull_away_axis,
-        v_weighting=config.v_weighting,
-    )
+        rec = mse_reconstruction_loss(*terms)
+    axis, v_weighting = config.pull_away_axis, config.v_weighting
+    pt = pull_away_loss(*terms, axis=axis, v_weighting=v_weighting)
     total = a_pred * pred + a_rec * rec + a_pt * pt
     return LossTerms(total, pred, rec, pt)

@@ -3,15 +3,24 @@
 
 from __future__ import annotations
 
-import os
-from typing import NamedTuple, Union
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from captum_srae.core.config import SRAEConfig
-
-PathLike = Union[str, "os.PathLike[str]"]  # noqa: UP007
+from captum_srae.core.save_format import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    SRAEFormatError,
+    check_tensors,
+    read_srae_folder,
+    write_srae_folder,
+)
+from captum_srae.utils.atomic import PathLike
 
 
 class SRAEOutput(NamedTuple):
@@ -183,10 +192,19 @@ class SRAE(nn.Module):
         return self.predictor(e)
 
     def _decode_raw(self, e: Tensor) -> Tensor:
-        return self._finish_raw(self.decoder(e))
+        return self.raw_reconstruction(self.decoder(e))
 
-    def _finish_raw(self, out: Tensor) -> Tensor:
-        # last decoder Linear output (standardised units) -> raw activations
+    def raw_reconstruction(self, out: Tensor) -> Tensor:
+        """Raw activations from the output of the last decoder layer.
+
+        Args:
+            out (Tensor): the last decoder ``Linear``'s output ``(N, D)``, in
+                standardised units.
+
+        Returns:
+            *Tensor*: ``out`` in the units of the activations, through the
+            decoder's final ReLU when it has one.
+        """
         out = out * self.z_scale + self.z_mean
         return torch.relu(out) if self.decoder_relu else out
 
@@ -205,7 +223,9 @@ class SRAE(nn.Module):
             raise ValueError(f"{name} must have shape (N, {dim}), got {tuple(x.shape)}")
 
     # --------------------------------------------------------- persistence
-    def save(self, path: PathLike, *, metadata: dict | None = None) -> None:
+    def save(
+        self, path: PathLike, *, metadata: Mapping[str, Any] | None = None
+    ) -> None:
         """Save to a folder holding ``config.json`` and ``weights.safetensors``.
 
         The folder is written next to its final place and swapped in atomically,
@@ -214,11 +234,30 @@ class SRAE(nn.Module):
         Args:
             path (str or PathLike): Folder to write.
             metadata (dict, optional): Extra JSON-serialisable information to
-                store in ``config.json`` under ``"metadata"``. Default: None
-        """
-        from captum_srae.core.serialization import save_srae
+                store in ``config.json`` under ``"metadata"`` (tuples come back
+                as lists). Default: None
 
-        save_srae(self, path, metadata=metadata)
+        Raises:
+            TypeError: if ``metadata`` is not a JSON-serialisable dictionary.
+            ValueError: if ``path`` exists and is not a directory.
+            OSError: if writing fails.
+        """
+        if metadata is None:
+            metadata = {}
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        try:
+            meta: dict[str, Any] = json.loads(json.dumps(dict(metadata)))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"metadata must be JSON-serialisable: {exc}") from exc
+        header = {
+            "config": self.config.to_dict(),
+            "in_features": int(self.in_features),
+            "n_outputs": int(self.n_outputs),
+            "decoder_relu": bool(self.decoder_relu),
+            "metadata": meta,
+        }
+        write_srae_folder(self.state_dict(), header, path)
 
     @classmethod
     def load(cls, path: PathLike, map_location: str | torch.device = "cpu") -> SRAE:
@@ -229,6 +268,21 @@ class SRAE(nn.Module):
             ValueError: if a file is missing, corrupt, of a newer format version,
                 or holds tensors of unexpected names or shapes.
         """
-        from captum_srae.core.serialization import load_srae
-
-        return load_srae(path, map_location=map_location)
+        doc, tensors = read_srae_folder(path)
+        try:
+            srae = cls(
+                doc["in_features"],
+                doc["n_outputs"],
+                SRAEConfig.from_dict(doc["config"]),
+                decoder_relu=doc["decoder_relu"],
+            )
+        except (TypeError, ValueError) as exc:
+            raise SRAEFormatError(
+                f"{Path(path) / CONFIG_FILE} describes an invalid SRAE: {exc}"
+            ) from exc
+        check_tensors(tensors, srae.state_dict(), Path(path) / WEIGHTS_FILE)
+        dtypes = {t.dtype for t in tensors.values()}
+        if len(dtypes) == 1:  # keep e.g. float64 models in float64
+            srae = srae.to(dtypes.pop())
+        srae.load_state_dict(tensors, strict=True)
+        return srae.to(map_location).eval()

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
+from captum_srae.utils.validation import check_int
+
 __all__ = ["load_digits_dataset", "load_digits_tensors", "train_test_split_indices"]
 
 
@@ -41,10 +43,7 @@ def load_digits_tensors(size: int = 32) -> tuple[Tensor, Tensor]:
         >>> x.shape, y.shape
         (torch.Size([1797, 3, 16, 16]), torch.Size([1797]))
     """
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"size must be an int, got {type(size).__name__}")
-    if size < 8:
-        raise ValueError(f"size must be at least 8, got {size}")
+    check_int(size, "size", minimum=8)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from captum_srae.utils.validation import check_int
+
 if TYPE_CHECKING:  # torchvision is imported on use: it takes a second to load
     from torchvision import datasets, transforms
 
@@ -39,7 +41,8 @@ def image_transform(
         *transforms.Compose*: the transform.
 
     Raises:
-        ValueError: if ``size`` is not a positive int.
+        TypeError: if ``size`` is not an int.
+        ValueError: if ``size < 1``.
 
     Examples::
 
@@ -47,8 +50,7 @@ def image_transform(
         >>> type(t).__name__
         'Compose'
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive int, got {size!r}")
+    check_int(size, "size")
     from torchvision import transforms
 
     last = [transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)] if normalize else []

@@ -6,13 +6,13 @@ of :func:`~captum_srae.datasets.make_parts_dataset`; :func:`train_classifier`
 trains either with Adam and a cosine learning-rate schedule, reproducibly for
 a given seed, and :func:`accuracy` evaluates it. :func:`train_or_load` trains
 a :class:`PartsCNN` once and caches its weights in the user's cache folder,
-so that later runs load them instantly. :func:`load_torchvision_model` builds
-a torchvision architecture by name with a user's weights file.
+so that later runs load them instantly. :func:`load_torchvision_model` (from
+:mod:`captum_srae.datasets.weights`) builds a torchvision architecture by name
+with a user's weights file.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import warnings
 from pathlib import Path
@@ -22,8 +22,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from captum_srae.datasets.weights import load_torchvision_model
 from captum_srae.utils.atomic import atomic_write_bytes
 from captum_srae.utils.cache import cache_key, resolve_cache_dir
+from captum_srae.utils.validation import check_int
 
 __all__ = [
     "PartsCNN",
@@ -137,6 +139,7 @@ def train_classifier(
         :func:`accuracy`.
 
     Raises:
+        TypeError: if ``epochs`` or ``batch_size`` is not an int.
         ValueError: if ``epochs < 1``, ``batch_size < 1`` or ``x`` and ``y``
             differ in length.
 
@@ -147,10 +150,8 @@ def train_classifier(
         >>> x, y = make_shapes_dataset(256)
         >>> acc = train_classifier(SmallCNN(), x, y, epochs=1, show_progress=False)
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_int(epochs, "epochs")
+    check_int(batch_size, "batch_size")
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}"
@@ -281,11 +282,6 @@ def train_or_load(
         file), ``"key"``, ``"cached"`` (True when loaded) and
         ``"train_accuracy"``.
     """
-    from safetensors.torch import load as st_load
-    from safetensors.torch import save as st_save
-
-    from captum_srae.datasets import make_parts_dataset
-
     settings = {
         "arch": "PartsCNN",
         "version": _PARTS_CNN_VERSION,
@@ -301,47 +297,73 @@ def train_or_load(
     }
     key = cache_key(settings)
     path = resolve_cache_dir(cache_dir) / f"parts_cnn-{key}.safetensors"
-    if path.is_file():
-        model = PartsCNN(n_classes=4, width=width)
-        try:
-            data = path.read_bytes()
-            model.load_state_dict(st_load(data))
-            acc = float(_safetensors_metadata(data).get("train_accuracy", "nan"))
-            model.eval()
-            return model, {
-                "path": path,
-                "key": key,
-                "cached": True,
-                "train_accuracy": acc,
-            }
-        except Exception as exc:  # corrupt or stale entry: train again
-            warnings.warn(
-                f"ignoring unreadable cached model {path} ({exc}); retraining",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-    data_set = make_parts_dataset(n_train, seed=seed, size=size)
+    cached = _load_cached(path, width) if path.is_file() else None
+    if cached is not None:
+        model, acc = cached
+    else:
+        model, acc = _train_parts_cnn(settings, show_progress)
+        _save_cached(path, model, acc)
+    info = {"path": path, "key": key, "cached": cached is not None}
+    return model, {**info, "train_accuracy": acc}
+
+
+def _load_cached(path: Path, width: int) -> tuple[PartsCNN, float] | None:
+    """The cached model (eval mode) and its training accuracy; None, with a
+    warning to the caller of :func:`train_or_load`, if unreadable."""
+    from safetensors.torch import load as st_load
+
+    model = PartsCNN(n_classes=4, width=width)
+    try:
+        data = path.read_bytes()
+        model.load_state_dict(st_load(data))
+        acc = float(_safetensors_metadata(data).get("train_accuracy", "nan"))
+        model.eval()
+        return model, acc
+    except Exception as exc:  # corrupt or stale entry: train again
+        warnings.warn(
+            f"ignoring unreadable cached model {path} ({exc}); retraining",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def _train_parts_cnn(
+    settings: dict[str, Any], show_progress: bool
+) -> tuple[PartsCNN, float]:
+    """A :class:`PartsCNN` trained as ``settings`` say, and its training accuracy."""
+    from captum_srae.datasets import make_parts_dataset
+
+    seed = settings["data_seed"]
+    data_set = make_parts_dataset(settings["n_train"], seed=seed, size=settings["size"])
     with torch.random.fork_rng(devices=[]):  # leave the global state alone
         torch.manual_seed(seed)
-        model = PartsCNN(n_classes=4, width=width)
+        model = PartsCNN(n_classes=4, width=settings["width"])
     acc = train_classifier(
         model,
         data_set.images,
         data_set.labels,
-        epochs,
+        settings["epochs"],
         seed=seed,
         show_progress=show_progress,
-        lr=lr,
-        batch_size=batch_size,
+        lr=settings["lr"],
+        batch_size=settings["batch_size"],
     )
+    return model, acc
+
+
+def _save_cached(path: Path, model: PartsCNN, acc: float) -> None:
+    """Write the weights and accuracy to ``path``; warn the caller of
+    :func:`train_or_load` if the cache is read-only."""
+    from safetensors.torch import save as st_save
+
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     try:
         atomic_write_bytes(path, st_save(state, metadata={"train_accuracy": repr(acc)}))
     except OSError as exc:  # read-only cache: the model is still usable
         warnings.warn(
-            f"could not cache the model in {path}: {exc}", RuntimeWarning, stacklevel=2
+            f"could not cache the model in {path}: {exc}", RuntimeWarning, stacklevel=3
         )
-    return model, {"path": path, "key": key, "cached": False, "train_accuracy": acc}
 
 
 def _safetensors_metadata(data: bytes) -> dict[str, str]:
@@ -351,113 +373,3 @@ def _safetensors_metadata(data: bytes) -> dict[str, str]:
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + n])
     return dict(header.get("__metadata__") or {})
-
-
-def load_torchvision_model(
-    name: str,
-    num_classes: int,
-    weights_path: str | os.PathLike[str] | None = None,
-) -> nn.Module:
-    r"""A torchvision architecture by name, with a user's weights, in eval mode.
-
-    The network is built with ``torchvision.models.get_model(name,
-    weights=None, num_classes=num_classes)`` (nothing is downloaded); a
-    ``.safetensors`` file is read with safetensors, any other file with
-    ``torch.load(..., weights_only=True)``. A checkpoint dict holding the
-    weights under ``"state_dict"`` or ``"model"`` is accepted, and a
-    ``"module."`` prefix (from ``DataParallel``) is removed.
-
-    Args:
-        name (str): A name of ``torchvision.models.list_models()``, such as
-            ``"resnet18"``.
-        num_classes (int): Outputs of the classifier head.
-        weights_path (str or PathLike, optional): State dict file; None keeps
-            the random initialisation. Default: None
-
-    Returns:
-        *nn.Module*: the model in eval mode.
-
-    Raises:
-        ValueError: for an unknown model name, a file that is not a state dict,
-            or weights whose keys or shapes do not match the architecture.
-        FileNotFoundError: if ``weights_path`` does not exist.
-    """
-    import torchvision
-
-    known = torchvision.models.list_models()
-    if name not in known:
-        close = difflib.get_close_matches(name.lower(), known, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown torchvision model {name!r}{hint}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-        raise TypeError(f"num_classes must be an int, got {num_classes!r}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
-    model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-    if weights_path is not None:
-        state = _read_state_dict(Path(weights_path))
-        problem = _state_dict_mismatch(model.state_dict(), state)
-        if problem:
-            raise ValueError(
-                f"weights in {weights_path} do not match {name}"
-                f"(num_classes={num_classes}): {problem}"
-            )
-        model.load_state_dict(state)
-    return model.eval()
-
-
-def _state_dict_mismatch(expected: dict[str, Tensor], given: dict[str, Tensor]) -> str:
-    """A short description of how ``given`` differs from ``expected``, or ""."""
-
-    def listed(names: list[str]) -> str:
-        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-        return ", ".join(names[:3]) + more
-
-    parts = []
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    shapes = [
-        f"{k} {tuple(given[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in given and given[k].shape != v.shape
-    ]
-    if missing:
-        parts.append(f"missing keys {listed(missing)}")
-    if unexpected:
-        parts.append(f"unexpected keys {listed(unexpected)}")
-    if shapes:
-        parts.append(f"shape mismatch (file vs model) {listed(shapes)}")
-    return "; ".join(parts)
-
-
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    if not path.exists():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    if not path.is_file():
-        raise ValueError(f"weights path is not a file: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: Any = load_file(str(path))
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read weights file {path}: {exc}") from None
-    if isinstance(obj, dict):
-        for wrapper in ("state_dict", "model"):
-            if isinstance(obj.get(wrapper), dict):
-                obj = obj[wrapper]
-                break
-    if (
-        not isinstance(obj, dict)
-        or not obj
-        or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
-    ):
-        raise ValueError(
-            f"{path} is not a state dict (a mapping of parameter names to "
-            f"tensors); got {type(obj).__name__}"
-        )
-    if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module.") :]: v for k, v in obj.items()}
-    return obj

@@ -21,8 +21,9 @@ process calls the same functions:
   ranks draw their own masks, which changes the run as another seed would).
   The steps outside the minibatches (held-out evaluation, dead-unit checks,
   early stopping) run on every rank on the same data, so all ranks take the
-  same decisions. Given an :class:`~captum_srae.activations.store.ActivationStore`, every
-  rank streams it (:func:`~captum_srae.training.fit_srae_streaming`: memory
+  same decisions. Given an
+  :class:`~captum_srae.activations.store.ActivationStore`, every rank
+  streams it (:func:`~captum_srae.training.fit_srae_streaming`: memory
   independent of the number of rows) and reads the same minibatches.
 
 Command line (``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
@@ -49,10 +50,10 @@ from torch import Tensor, nn
 from captum_srae.activations.store import ActivationStore, collect_activations_to_disk
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
-from captum_srae.training.fit import ArrayLike, _fit
+from captum_srae.training.fit import ArrayLike, fit_in_memory
 from captum_srae.training.history import TrainingHistory
-from captum_srae.training.steps import _Parallel
-from captum_srae.training.streaming import _fit_store
+from captum_srae.training.parallel import Parallel
+from captum_srae.training.streaming import fit_store
 
 __all__ = [
     "collect_activations_distributed",
@@ -198,17 +199,17 @@ def fit_srae_distributed(
                 broadcast_buffers=False,
             )
 
-        parallel = _Parallel(parts=world, rank=rank, mean=_global_mean, wrap=wrap)
+        parallel = Parallel(parts=world, rank=rank, mean=_global_mean, wrap=wrap)
     else:
         parts = 1 if world_size is None else int(world_size)
         if parts < 1:
             raise ValueError(f"world_size must be at least 1, got {world_size!r}")
-        parallel = _Parallel(parts=parts)
+        parallel = Parallel(parts=parts)
     show = show_progress and rank == 0
     if isinstance(z, ActivationStore):
-        return _fit_store(z, config, show, device, parallel)
+        return fit_store(z, config, show, device, parallel)
     assert y is not None  # checked above
-    return _fit(z, y, config, show, device, None, parallel)
+    return fit_in_memory(z, y, config, show, device, None, parallel)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

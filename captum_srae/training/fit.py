@@ -22,10 +22,8 @@ training state is checkpointed (safetensors + JSON, see
 
 from __future__ import annotations
 
-import copy
 import os
-import warnings
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 import torch
@@ -34,15 +32,18 @@ from torch import Tensor
 from captum_srae.activations.store import ActivationStore
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
-from captum_srae.training import steps
 from captum_srae.training.checkpoint import Checkpointer, data_fingerprint
-from captum_srae.training.history import (
-    RoundRecord,
-    TrainingDivergedError,
-    TrainingHistory,
-    acceptance,
+from captum_srae.training.context import FitContext
+from captum_srae.training.history import TrainingHistory
+from captum_srae.training.parallel import Parallel
+from captum_srae.training.rounds import (
+    RunState,
+    finish_history,
+    prepare_rounds,
+    run_rounds,
 )
-from captum_srae.training.steps import _Parallel, _Split
+from captum_srae.training.split import MemorySplit, build_network
+from captum_srae.training.streaming import fit_srae_streaming
 from captum_srae.utils.stats import r2_score
 from captum_srae.utils.validation import (
     activations_and_scores,
@@ -50,17 +51,9 @@ from captum_srae.utils.validation import (
     check_magnitude,
 )
 
-__all__ = [
-    "RoundRecord",
-    "TrainingDivergedError",
-    "TrainingHistory",
-    "acceptance",
-    "fit_srae",
-    "fit_srae_streaming",
-]
+__all__ = ["ArrayLike", "check_data", "fit_in_memory", "fit_srae"]
 
 ArrayLike = Union[Tensor, np.ndarray]  # noqa: UP007
-_State = dict[str, Any]
 
 
 def fit_srae(
@@ -138,32 +131,47 @@ def fit_srae(
         return fit_srae_streaming(z, config, show_progress=show_progress, device=device)
     if y is None:
         raise ValueError("y must be given unless z is an ActivationStore")
-    return _fit(z, y, config, show_progress, device, checkpoint_dir, _Parallel())
+    return fit_in_memory(
+        z, y, config, show_progress, device, checkpoint_dir, Parallel()
+    )
 
 
-def _fit(
+def fit_in_memory(
     z: ArrayLike,
     y: ArrayLike,
     config: SRAEConfig | None,
     show_progress: bool,
     device: str | torch.device | None,
     checkpoint_dir: str | os.PathLike[str] | None,
-    parallel: _Parallel,
+    parallel: Parallel,
 ) -> tuple[SRAE, TrainingHistory]:
-    """:func:`fit_srae` with each minibatch split as ``parallel`` says."""
+    """:func:`fit_srae` on in-memory data, each minibatch split as
+    ``parallel`` says (the distributed fit passes its ranks here).
+
+    Args:
+        z (Tensor or ndarray): activations ``(N, D)``.
+        y (Tensor or ndarray): scores ``(N,)`` or ``(N, K)``.
+        config (SRAEConfig, optional): hyperparameters; None for the defaults.
+        show_progress (bool): show ``tqdm`` progress bars.
+        device (str or torch.device, optional): where to train; None for CPU.
+        checkpoint_dir (str or PathLike, optional): as in :func:`fit_srae`.
+        parallel (Parallel): how each minibatch is split.
+
+    Returns:
+        *tuple[SRAE, TrainingHistory]*: as :func:`fit_srae`.
+
+    Raises:
+        TypeError: if ``config`` is not an SRAEConfig or ``checkpoint_dir``
+            not a path; as :func:`fit_srae` otherwise.
+        ValueError: as :func:`fit_srae`.
+        TrainingDivergedError: as :func:`fit_srae`.
+    """
     config = SRAEConfig() if config is None else config
     if not isinstance(config, SRAEConfig):
         raise TypeError(f"config must be an SRAEConfig, got {type(config).__name__}")
-    z_t, y_t = _check_data(z, y, config)
+    z_t, y_t = check_data(z, y, config)
     dev = torch.device("cpu") if device is None else torch.device(device)
-    ckpt = None
-    if checkpoint_dir is not None:
-        if not isinstance(checkpoint_dir, (str, os.PathLike)):
-            raise TypeError(
-                "checkpoint_dir must be a path or None, got "
-                f"{type(checkpoint_dir).__name__}"
-            )
-        ckpt = Checkpointer(checkpoint_dir, config, data_fingerprint(z_t, y_t))
+    ckpt = _checkpointer(checkpoint_dir, config, z_t, y_t)
     resume = ckpt.load() if ckpt is not None else None
     n = z_t.shape[0]
     n_val = int(round(config.val_fraction * n))
@@ -172,36 +180,30 @@ def _fit(
         gen = torch.Generator().manual_seed(config.seed)
         perm = torch.randperm(n, generator=gen)
         val_idx, train_idx = perm[:n_val], perm[n_val:]
-        srae = steps._build(z_t[train_idx], y_t[train_idx], config)
+        srae = build_network(z_t[train_idx], y_t[train_idx], config)
         srae.to(dev)
         parallel.attach(srae)
         zs = srae.standardize_z(z_t.to(dev))
         ys = srae.standardize_y(y_t.to(dev))
-        data = _Split(zs[train_idx], ys[train_idx], zs[val_idx], ys[val_idx], parallel)
+        data = MemorySplit(
+            zs[train_idx], ys[train_idx], zs[val_idx], ys[val_idx], parallel
+        )
         if resume is None:
             history = TrainingHistory(
                 n_train=int(train_idx.numel()),
                 n_val=int(val_idx.numel()),
                 decoder_relu=srae.decoder_relu,
             )
-            steps._pretrain(srae, data, config, gen, history, show_progress)
-            steps._init_predictor(srae, data)
-            steps._check_weights(srae, "after pretraining")
-            run: _State = steps.new_run_state(srae, config)
+            ctx = FitContext(srae, data, config, gen, history, show_progress)
+            run = prepare_rounds(ctx)
         else:
-            history = TrainingHistory.from_dict(resume["history"])
-            history.resumed_from = {
-                "round": int(resume["round"]),
-                "epoch": int(resume["loop"]["epoch"]),
-            }
-            gen.set_state(resume["gen"])
-            torch.set_rng_state(resume["rng"])
-            run = resume
-        _run_rounds(srae, data, config, gen, history, run, ckpt, show_progress)
+            history, run = _resume(resume, gen)
+            ctx = FitContext(srae, data, config, gen, history, show_progress)
+        run_rounds(ctx, run, ckpt)
     if ckpt is not None:
         ckpt.remove()
     srae.eval()
-    _finish_history(history, config)
+    finish_history(history, config)
     with torch.no_grad():
         y_dev = y_t.to(dev)
         pred = srae(z_t.to(dev)).prediction
@@ -211,76 +213,52 @@ def _fit(
     return srae, history
 
 
-def _finish_history(
-    history: TrainingHistory, config: SRAEConfig, stacklevel: int = 4
-) -> None:
-    """Record the chosen round's acceptance; warn if re-tuning failed."""
-    history.accepted = history.rounds[history.chosen_round].accepted
-    # with a single round re-tuning is off by choice: history.accepted says it
-    if not history.accepted and config.retune_rounds > 1:
-        warnings.warn(
-            "SRAE re-tuning did not meet the acceptance rule after "
-            f"{config.retune_rounds} rounds (one x-feature may carry most of the "
-            "score); the last round is returned, see history.rounds",
-            RuntimeWarning,
-            stacklevel=stacklevel,
-        )
-
-
-def _run_rounds(
-    srae: SRAE,
-    data: _Split | _StreamSplit,
+def _checkpointer(
+    checkpoint_dir: str | os.PathLike[str] | None,
     config: SRAEConfig,
-    gen: torch.Generator,
-    history: TrainingHistory,
-    run: _State,
-    ckpt: Checkpointer | None,
-    show_progress: bool,
-) -> None:
-    """The re-tuning loop, resumable from ``run`` (a checkpointed state)."""
-
-    def save(loop: _State) -> None:
-        if ckpt is not None:
-            state = {**run, "loop": loop, "history": history.to_dict()}
-            state.update(gen=gen.get_state(), rng=torch.get_rng_state())
-            ckpt.save(state)
-
-    while run["round"] < config.retune_rounds:
-        r = int(run["round"])
-        if run["loop"] is None:
-            srae.load_state_dict(run["start"])
-        alphas = tuple(float(a) for a in run["alphas"])
-        record = steps._finetune(
-            srae,
-            data,
-            config,
-            gen,
-            history,
-            r,
-            (alphas[0], alphas[1], alphas[2]),
-            show_progress,
-            run["loop"],
-            save,
+    z: Tensor,
+    y: Tensor,
+) -> Checkpointer | None:
+    """The checkpointer of ``checkpoint_dir`` for this data, or None."""
+    if checkpoint_dir is None:
+        return None
+    if not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise TypeError(
+            "checkpoint_dir must be a path or None, got "
+            f"{type(checkpoint_dir).__name__}"
         )
-        history.rounds.append(record)
-        run["chosen"], history.chosen_round = copy.deepcopy(srae.state_dict()), r
-        run["loop"] = None
-        if record.accepted:
-            break
-        run["alphas"] = [
-            alphas[0],
-            alphas[1] * config.retune_rec_factor,
-            alphas[2] * config.retune_pt_factor,
-        ]
-        run["round"] = r + 1
-    assert run["chosen"] is not None  # retune_rounds >= 1 is validated
-    srae.load_state_dict(run["chosen"])
-    steps._check_weights(srae, "after fine-tuning")
+    return Checkpointer(checkpoint_dir, config, data_fingerprint(z, y))
 
 
-def _check_data(
-    z: ArrayLike, y: ArrayLike, config: SRAEConfig
-) -> tuple[Tensor, Tensor]:
+def _resume(resume: RunState, gen: torch.Generator) -> tuple[TrainingHistory, RunState]:
+    """The history and round state of a checkpoint; restores both RNGs."""
+    history = TrainingHistory.from_dict(resume["history"])
+    history.resumed_from = {
+        "round": int(resume["round"]),
+        "epoch": int(resume["loop"]["epoch"]),
+    }
+    gen.set_state(resume["gen"])
+    torch.set_rng_state(resume["rng"])
+    return history, resume
+
+
+def check_data(z: ArrayLike, y: ArrayLike, config: SRAEConfig) -> tuple[Tensor, Tensor]:
+    """Check the activations and scores of an in-memory fit.
+
+    Args:
+        z (Tensor or ndarray): activations ``(N, D)``.
+        y (Tensor or ndarray): scores ``(N,)`` or ``(N, K)``.
+        config (SRAEConfig): supplies ``n_concepts`` and ``val_fraction``.
+
+    Returns:
+        *tuple[Tensor, Tensor]*: ``z`` ``(N, D)`` and ``y`` ``(N, K)`` as
+        float32 tensors.
+
+    Raises:
+        TypeError: if ``z``/``y`` are not floating tensors or arrays.
+        ValueError: on wrong shapes, ``n_concepts >= D``, too few samples
+            for the held-out split, NaN/Inf or values above 1e18.
+    """
     z_t, y_t = activations_and_scores(z, y)
     if config.n_concepts >= z_t.shape[1]:
         raise ValueError(
@@ -305,8 +283,3 @@ def _check_data(
     check_magnitude(z_t, "z")
     check_magnitude(y_t, "y")
     return z_t.float(), y_t.float()
-
-
-# imported last: the streaming fit uses _run_rounds and _finish_history above
-from captum_srae.training.stream_split import _StreamSplit  # noqa: E402
-from captum_srae.training.streaming import fit_srae_streaming  # noqa: E402

@@ -13,11 +13,11 @@ from torch import Tensor
 
 from captum_srae.core.model import SRAE
 
-__all__ = ["_Parallel"]
+__all__ = ["Parallel"]
 
 
 @dataclasses.dataclass
-class _Parallel:
+class Parallel:
     """How each minibatch is split (see :mod:`captum_srae.training.distributed`).
 
     Every minibatch is cut into ``parts`` chunks (``torch.tensor_split``) and
@@ -26,6 +26,14 @@ class _Parallel:
     ``DistributedDataParallel`` rank ``r`` computes chunk ``r`` and DDP
     averages the gradients over the ranks, so both give the same updates.
     Minibatches with fewer than ``parts`` samples are skipped.
+
+    Attributes:
+        parts (int): chunks per minibatch (the number of ranks).
+        rank (int): the chunk this process computes under DDP.
+        ddp (nn.Module or None): the DDP-wrapped objective, set by
+            :meth:`attach`; None in one process.
+        mean (Callable or None): averages a list of floats over the ranks.
+        wrap (Callable or None): builds ``ddp`` from the network.
     """
 
     parts: int = 1
@@ -35,14 +43,29 @@ class _Parallel:
     wrap: Callable[[SRAE], torch.nn.Module] | None = None  # builds ``ddp``
 
     def attach(self, srae: SRAE) -> None:
-        """Wrap the freshly built network (called once by the fit)."""
+        """Wrap the freshly built network (called once by the fit).
+
+        Args:
+            srae (SRAE): the network, before any training step.
+        """
         if self.wrap is not None:
             self.ddp = self.wrap(srae)
 
     def losses(
         self, idx: Tensor, compute: Callable[[Tensor], Tensor | tuple[Tensor, ...]]
     ) -> tuple[Tensor, list[float]] | None:
-        """The loss to backpropagate and the global mean of each returned term."""
+        """The loss to backpropagate and the global mean of each returned term.
+
+        Args:
+            idx (Tensor): the rows of one minibatch.
+            compute (Callable): maps rows to a loss, or to a tuple whose first
+                element is the loss to backpropagate and the rest its terms.
+
+        Returns:
+            *tuple[Tensor, list[float]] or None*: the loss of this process's
+            share and the mean of every term over the whole minibatch; None
+            for a minibatch of fewer than ``parts`` rows (skipped).
+        """
         if idx.numel() < self.parts:
             return None
         if self.parts == 1 and self.ddp is None:  # the plain fit

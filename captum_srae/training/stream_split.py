@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The data side of :mod:`captum_srae.training.streaming`: streaming moments, the
-network built from the training rows' statistics, and :class:`_StreamSplit`,
-the training and held-out rows of a store read ``window`` rows at a time."""
+network built from the training rows' statistics, and :class:`StreamSplit`,
+the training and held-out rows of a store read ``window`` rows at a time
+(the :class:`~captum_srae.training.split.TrainingData` of a streaming fit)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -14,13 +15,25 @@ from torch import Tensor
 from captum_srae.activations.store import ActivationStore
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
-from captum_srae.training.fit import steps
-from captum_srae.training.parallel import _Parallel
+from captum_srae.training.parallel import Parallel
+from captum_srae.training.split import Encoder, floor_std, through
+
+__all__ = ["Moments", "StreamSplit", "build_from_store", "check_chunk"]
 
 
-class _Moments:
+class Moments:
     """Running count, mean and sum of squared deviations per column (float64),
-    combined chunk by chunk with Chan's formula."""
+    combined chunk by chunk with Chan's formula.
+
+    Args:
+        width (int): the number of columns.
+        device (torch.device): where the sums are kept.
+
+    Attributes:
+        n (int): rows added so far.
+        mean (Tensor): per-column mean, float64.
+        m2 (Tensor): per-column sum of squared deviations, float64.
+    """
 
     def __init__(self, width: int, device: torch.device) -> None:
         self.n = 0
@@ -28,6 +41,7 @@ class _Moments:
         self.m2 = torch.zeros(width, dtype=torch.float64, device=device)
 
     def add(self, x: Tensor) -> None:
+        """Add the rows of ``x`` ``(B, width)``."""
         b = x.shape[0]
         if b == 0:
             return
@@ -41,12 +55,23 @@ class _Moments:
         self.n = total
 
     def std(self) -> Tensor:
+        """Per-column sample standard deviation (ones below two rows)."""
         if self.n < 2:
             return torch.ones_like(self.mean)
         return (self.m2 / (self.n - 1)).sqrt()
 
 
-def _check_chunk(x: Tensor, name: str, start: int) -> None:
+def check_chunk(x: Tensor, name: str, start: int) -> None:
+    """Reject NaN/Inf or values above 1e18 in a chunk of the store.
+
+    Args:
+        x (Tensor): the chunk ``(B, width)``.
+        name (str): ``"z"`` or ``"y"``, for the message.
+        start (int): the store row of the chunk's first row.
+
+    Raises:
+        ValueError: naming the first bad row of the store.
+    """
     bad = ~torch.isfinite(x)
     if bool(bad.any()):
         row = start + int(bad.any(dim=1).nonzero()[0])
@@ -64,18 +89,31 @@ def _check_chunk(x: Tensor, name: str, start: int) -> None:
         )
 
 
-def _build(
+def build_from_store(
     store: ActivationStore, train: np.ndarray, config: SRAEConfig, window: int
 ) -> SRAE:
-    """The network with the training split's statistics (one streaming pass)."""
+    """The network with the training split's statistics (one streaming pass).
+
+    Args:
+        store (ActivationStore): the activations and scores.
+        train (ndarray): boolean mask of the training rows.
+        config (SRAEConfig): the hyperparameters.
+        window (int): rows read at a time.
+
+    Returns:
+        *SRAE*: the untrained network, on CPU.
+
+    Raises:
+        ValueError: on NaN/Inf or values above 1e18 in the store.
+    """
     cpu = torch.device("cpu")
-    z_mom, y_mom = _Moments(store.dim, cpu), _Moments(store.n_outputs, cpu)
+    z_mom, y_mom = Moments(store.dim, cpu), Moments(store.n_outputs, cpu)
     nonneg = True
     for start in range(0, len(store), window):
         stop = min(start + window, len(store))
         z, y = store.rows(np.arange(start, stop))
-        _check_chunk(z, "z", start)
-        _check_chunk(y, "y", start)
+        check_chunk(z, "z", start)
+        check_chunk(y, "y", start)
         mask = torch.from_numpy(train[start:stop])
         z, y = z[mask], y[mask]
         z_mom.add(z)
@@ -85,15 +123,25 @@ def _build(
     srae = SRAE(store.dim, store.n_outputs, config, decoder_relu=decoder_relu)
     if config.standardize:
         srae.z_mean.copy_(z_mom.mean)
-        srae.z_scale.copy_(steps._floor_std(z_mom.std()))
+        srae.z_scale.copy_(floor_std(z_mom.std()))
         srae.y_mean.copy_(y_mom.mean)
-        srae.y_scale.copy_(steps._floor_std(y_mom.std()))
+        srae.y_scale.copy_(floor_std(y_mom.std()))
     return srae
 
 
-class _StreamSplit:
-    """The training and held-out rows of a store, read chunk by chunk; the
-    data access of :func:`~captum_srae.training.steps._finetune`."""
+class StreamSplit:
+    """The training and held-out rows of a store, read chunk by chunk.
+
+    Args:
+        store (ActivationStore): the activations and scores.
+        srae (SRAE): the network (its standardisation is applied).
+        is_val (ndarray): boolean mask of the held-out rows.
+        subset_rows (ndarray): the training rows kept in memory as
+            :attr:`check_rows`.
+        device (torch.device): where each chunk is copied.
+        parallel (Parallel): how each minibatch is split.
+        window (int): store rows read at a time.
+    """
 
     def __init__(
         self,
@@ -102,14 +150,14 @@ class _StreamSplit:
         is_val: np.ndarray,
         subset_rows: np.ndarray,
         device: torch.device,
-        parallel: _Parallel,
+        parallel: Parallel,
         window: int,
     ) -> None:
         self.store, self.srae, self.is_val = store, srae, is_val
         self.device, self.parallel, self.window = device, parallel, window
         z, _ = store.rows(subset_rows)
         with torch.no_grad():
-            self.subset = srae.standardize_z(z.to(device))
+            self.check_rows = srae.standardize_z(z.to(device))
 
     def _standardized(self, z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         srae = self.srae
@@ -165,26 +213,34 @@ class _StreamSplit:
             k = carry[0].shape[0]
             yield carry[0], carry[1], torch.arange(k)
 
-    def train_epoch(
-        self,
-        srae: SRAE,
-        config: SRAEConfig,
-        gen: torch.Generator,
-        opt: torch.optim.Optimizer,
-        alphas: tuple[float, float, float],
-    ) -> dict[str, float]:
-        batches = self.train_batches(config, gen)
-        return steps._train_epoch(srae, batches, config, opt, alphas, self.parallel)
+    def encoded(self, encoders: Sequence[Encoder]) -> _EncodedStream:
+        """The training minibatches, each passed through ``encoders``."""
+        return _EncodedStream(self, list(encoders))
 
-    def revive(self, srae: SRAE, config: SRAEConfig) -> None:
-        steps._revive(srae, self.subset[: config.epoch_samples])
+    def init_predictor(self, srae: SRAE) -> None:
+        """Least squares from the normal equations ``XᵀX w = Xᵀy`` (float64),
+        accumulated over the training rows."""
+        srae.eval()
+        width = srae.n_concepts + 1
+        dev = self.device
+        xtx = torch.zeros(width, width, dtype=torch.float64, device=dev)
+        xty = torch.zeros(width, self.store.n_outputs, dtype=torch.float64, device=dev)
+        with torch.no_grad():
+            for zs, ys in self.chunks(val=False):
+                e = srae.encode_standardized(zs).double()
+                design = torch.cat([e, torch.ones_like(e[:, :1])], dim=1)
+                xtx += design.t() @ design
+                xty += design.t() @ ys.double()
+            sol = torch.linalg.pinv(xtx, hermitian=True) @ xty
+            srae.predictor.weight.copy_(sol[:-1].t().to(srae.predictor.weight.dtype))
+            srae.predictor.bias.copy_(sol[-1].to(srae.predictor.bias.dtype))
 
     def evaluate(self, srae: SRAE) -> tuple[float, float]:
         """Held-out MSE and R² (standardised units), accumulated over chunks."""
         srae.eval()
         k = self.store.n_outputs
         sse = torch.zeros(k, dtype=torch.float64, device=self.device)
-        mom = _Moments(k, self.device)
+        mom = Moments(k, self.device)
         with torch.no_grad():
             for zs, ys in self.chunks(val=True):
                 pred = srae.predict_standardized(srae.encode_standardized(zs))
@@ -196,9 +252,30 @@ class _StreamSplit:
     def mean_contributions(self, srae: SRAE) -> Tensor:
         """``v_ck · mean_i e_ik`` over the training rows, ``(K, n)``."""
         srae.eval()
-        mom = _Moments(srae.n_concepts, self.device)
+        mom = Moments(srae.n_concepts, self.device)
         with torch.no_grad():
             for zs, _ in self.chunks(val=False):
                 mom.add(srae.encode_standardized(zs))
             weight = srae.weight.double()
         return (weight * mom.mean[None]).to(srae.predictor.weight.dtype)
+
+
+class _EncodedStream:
+    """The training minibatches of a :class:`StreamSplit` seen through the
+    encoders of finished pretraining stages, one minibatch at a time."""
+
+    def __init__(self, split: StreamSplit, encoders: list[Encoder]) -> None:
+        self.split, self.encoders = split, encoders
+        self.parallel = split.parallel
+
+    @property
+    def check_rows(self) -> Tensor:
+        """The split's check rows through the encoders."""
+        return through(self.encoders, self.split.check_rows)
+
+    def train_batches(
+        self, config: SRAEConfig, gen: torch.Generator
+    ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """The split's minibatches with ``z`` through the encoders."""
+        for zs, ys, idx in self.split.train_batches(config, gen):
+            yield through(self.encoders, zs), ys, idx

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-r"""Fitting an SRAE straight from an :class:`~captum_srae.activations.store.ActivationStore`.
+r"""Fitting an SRAE straight from an
+:class:`~captum_srae.activations.store.ActivationStore`.
 
 :func:`fit_srae_streaming` (also reached as ``fit_srae(store, config=...)``)
 runs the stages of :func:`~captum_srae.fit_srae` without ever holding the
@@ -31,24 +32,20 @@ supported here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
-from torch import Tensor
-from tqdm.auto import tqdm
 
 from captum_srae.activations.store import ActivationStore
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
-from captum_srae.training.fit import steps
+from captum_srae.training.context import FitContext
 from captum_srae.training.history import TrainingHistory
-from captum_srae.training.parallel import _Parallel
-from captum_srae.training.stream_split import _build, _Moments, _StreamSplit
+from captum_srae.training.parallel import Parallel
+from captum_srae.training.rounds import finish_history, prepare_rounds, run_rounds
+from captum_srae.training.stream_split import Moments, StreamSplit, build_from_store
+from captum_srae.utils.validation import check_int
 
-__all__ = ["fit_srae_streaming"]
-
-_State = dict
+__all__ = ["fit_srae_streaming", "fit_store"]
 
 
 def fit_srae_streaming(
@@ -93,11 +90,11 @@ def fit_srae_streaming(
         *tuple[SRAE, TrainingHistory]*: as :func:`~captum_srae.fit_srae`.
 
     Raises:
-        TypeError: if ``store`` is not an ActivationStore or ``config`` not an
-            SRAEConfig.
+        TypeError: if ``store`` is not an ActivationStore, ``config`` not an
+            SRAEConfig, or ``window``/``check_rows`` not an int.
         ValueError: on NaN/Inf or values above 1e18 in magnitude in the
             store, too few rows for the held-out split, ``n_concepts >= D``,
-            or a ``window``/``check_rows`` that is not a positive integer.
+            or a ``window``/``check_rows`` below 1.
         TrainingDivergedError: as :func:`~captum_srae.fit_srae`.
 
     Examples::
@@ -108,31 +105,50 @@ def fit_srae_streaming(
         >>> history.val_r2 > 0.9
         True
     """
-    return _fit_store(
-        store, config, show_progress, device, _Parallel(), window, check_rows
+    return fit_store(
+        store, config, show_progress, device, Parallel(), window, check_rows
     )
 
 
-def _fit_store(
+def fit_store(
     store: ActivationStore,
     config: SRAEConfig | None,
     show_progress: bool,
     device: str | torch.device | None,
-    parallel: _Parallel,
+    parallel: Parallel,
     window: int = 16384,
     check_rows: int = 8192,
 ) -> tuple[SRAE, TrainingHistory]:
-    """:func:`fit_srae_streaming` with each minibatch split as ``parallel`` says."""
-    from captum_srae.training.fit import _finish_history, _run_rounds
+    """:func:`fit_srae_streaming` with each minibatch split as ``parallel``
+    says (the distributed fit passes its ranks here).
 
+    Args:
+        store (ActivationStore): the activations and scores.
+        config (SRAEConfig, optional): hyperparameters; None for the defaults.
+        show_progress (bool): show ``tqdm`` progress bars.
+        device (str or torch.device, optional): where to train; None for CPU.
+        parallel (Parallel): how each minibatch is split.
+        window (int, optional): as in :func:`fit_srae_streaming`.
+            Default: 16384
+        check_rows (int, optional): as in :func:`fit_srae_streaming`.
+            Default: 8192
+
+    Returns:
+        *tuple[SRAE, TrainingHistory]*: as :func:`fit_srae_streaming`.
+
+    Raises:
+        TypeError: if ``store`` is not an ActivationStore, ``config`` not an
+            SRAEConfig, or ``window``/``check_rows`` not an int.
+        ValueError: as :func:`fit_srae_streaming`.
+        TrainingDivergedError: as :func:`~captum_srae.fit_srae`.
+    """
     config = SRAEConfig() if config is None else config
     if not isinstance(config, SRAEConfig):
         raise TypeError(f"config must be an SRAEConfig, got {type(config).__name__}")
     if not isinstance(store, ActivationStore):
         raise TypeError(f"store must be an ActivationStore, got {type(store).__name__}")
-    for name, value in (("window", window), ("check_rows", check_rows)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    window = check_int(window, "window")
+    check_rows = check_int(check_rows, "check_rows")
     n, dim = len(store), store.dim
     if config.n_concepts >= dim:
         raise ValueError(
@@ -154,112 +170,29 @@ def _fit_store(
         is_val[perm[:n_val].numpy()] = True
         subset_rows = perm[n_val:][:check_rows].numpy()  # as z_train[:k]
         del perm
-        srae = _build(store, ~is_val, config, window)
+        srae = build_from_store(store, ~is_val, config, window)
         srae.to(dev)
         parallel.attach(srae)
-        data = _StreamSplit(store, srae, is_val, subset_rows, dev, parallel, window)
+        data = StreamSplit(store, srae, is_val, subset_rows, dev, parallel, window)
         history = TrainingHistory(
             n_train=n - n_val, n_val=n_val, decoder_relu=srae.decoder_relu
         )
-        _pretrain(srae, data, config, gen, history, show_progress)
-        _init_predictor(srae, data)
-        steps._check_weights(srae, "after pretraining")
-        run: _State = steps.new_run_state(srae, config)
-        _run_rounds(srae, data, config, gen, history, run, None, show_progress)
+        ctx = FitContext(srae, data, config, gen, history, show_progress)
+        run_rounds(ctx, prepare_rounds(ctx), None)
     srae.eval()
-    _finish_history(history, config, stacklevel=5)
+    finish_history(history, config, stacklevel=5)
     _final_metrics(srae, data, history)
     return srae, history
 
 
-def _pretrain(
-    srae: SRAE,
-    data: _StreamSplit,
-    config: SRAEConfig,
-    gen: torch.Generator,
-    history: TrainingHistory,
-    show_progress: bool,
-) -> None:
-    """Layer-wise pretraining; a stage's inputs are computed batch by batch
-    through the encoders of the finished stages."""
-    if config.pretrain_epochs == 0:
-        return
-    done: list[Callable[[Tensor], Tensor]] = []
-
-    def through(fns: list[Callable[[Tensor], Tensor]], x: Tensor) -> Tensor:
-        with torch.no_grad():
-            for fn in fns:
-                x = fn(x)
-        return x
-
-    bar = tqdm(
-        total=3 * config.pretrain_epochs,
-        desc="SRAE pretraining",
-        disable=not show_progress,
-        leave=False,
-    )
-    for stage, (modules, encode, decode) in enumerate(
-        steps._pretrain_stages(srae, config), start=1
-    ):
-        prior = list(done)
-        if config.revive_dead:
-            steps._center_bias(modules[0], through(prior, data.subset), False)
-        params = [p for m in modules for p in m.parameters()]
-        opt = steps._adam(params, config.lr, 0.0)
-        for epoch in range(1, config.pretrain_epochs + 1):
-
-            def step(
-                prior: list[Callable[[Tensor], Tensor]] = prior,
-                encode: Callable[[Tensor], Tensor] = encode,
-                decode: Callable[[Tensor], Tensor] = decode,
-                opt: torch.optim.Optimizer = opt,
-            ) -> float:
-                batches = (
-                    (through(prior, zs), idx)
-                    for zs, _, idx in data.train_batches(config, gen)
-                )
-                return steps._pretrain_epoch(
-                    batches, encode, decode, opt, data.parallel
-                )
-
-            info = {"stage": "pretrain", "layer": stage, "epoch": epoch}
-            loss = steps._retrying(step, srae, opt, gen, config, history, info)
-            history.pretrain.append({"stage": stage, "epoch": epoch, "loss": loss})
-            bar.update(1)
-        done.append(encode)
-    bar.close()
-    if config.revive_dead and config.nonnegative:
-        penultimate = steps._penultimate(srae, data.subset)
-        steps._center_bias(srae.encoder[5], penultimate, only_dead=True)
-
-
-def _init_predictor(srae: SRAE, data: _StreamSplit) -> None:
-    """Least squares from the normal equations ``XᵀX w = Xᵀy`` (float64)."""
-    srae.eval()
-    width = srae.n_concepts + 1
-    xtx = torch.zeros(width, width, dtype=torch.float64, device=data.device)
-    xty = torch.zeros(
-        width, data.store.n_outputs, dtype=torch.float64, device=data.device
-    )
-    with torch.no_grad():
-        for zs, ys in data.chunks(val=False):
-            e = srae.encode_standardized(zs).double()
-            design = torch.cat([e, torch.ones_like(e[:, :1])], dim=1)
-            xtx += design.t() @ design
-            xty += design.t() @ ys.double()
-        sol = torch.linalg.pinv(xtx, hermitian=True) @ xty
-        srae.predictor.weight.copy_(sol[:-1].t().to(srae.predictor.weight.dtype))
-        srae.predictor.bias.copy_(sol[-1].to(srae.predictor.bias.dtype))
-
-
-def _final_metrics(srae: SRAE, data: _StreamSplit, history: TrainingHistory) -> None:
+def _final_metrics(srae: SRAE, data: StreamSplit, history: TrainingHistory) -> None:
     """Training and held-out R², held-out RMSE in score units (one pass)."""
     k = data.store.n_outputs
     out = {}
     with torch.no_grad():
         for val in (False, True):
             sse = torch.zeros(k, dtype=torch.float64, device=data.device)
-            mom = _Moments(k, data.device)
+            mom = Moments(k, data.device)
             for z, y in data.chunks(val=val, raw=True):
                 pred = srae(z).prediction
                 sse += ((y.double() - pred.double()) ** 2).sum(dim=0)

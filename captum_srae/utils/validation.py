@@ -84,3 +84,28 @@ def activations_and_scores(z: Any, y: Any) -> tuple[Tensor, Tensor]:
             f"and {y_t.shape[0]}"
         )
     return z_t, y_t
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = 1) -> int:
+    """``value`` as an ``int`` of at least ``minimum`` (``bool`` is refused).
+
+    The one check of integer arguments (sizes, counts, seeds) in the package.
+
+    Args:
+        value (Any): the argument.
+        name (str): its name, for the error message.
+        minimum (int or None, optional): the smallest allowed value; None for
+            no bound. Default: 1
+
+    Returns:
+        *int*: ``value``.
+
+    Raises:
+        TypeError: if ``value`` is not an ``int`` (or is a ``bool``).
+        ValueError: if ``value < minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)

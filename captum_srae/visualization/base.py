@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from captum.attr import visualization as viz
@@ -14,7 +14,14 @@ from matplotlib.figure import Figure
 
 from captum_srae.visualization import render
 
-__all__ = ["Display", "SAVE_FORMATS", "draw_heatmap", "draw_image", "new_axes"]
+__all__ = [
+    "SAVE_FORMATS",
+    "Display",
+    "ExplainedDisplay",
+    "draw_heatmap",
+    "draw_image",
+    "new_axes",
+]
 
 #: File suffixes :meth:`Display.save` accepts.
 SAVE_FORMATS = (".png", ".svg", ".pdf")
@@ -52,6 +59,34 @@ class Display:
         out.parent.mkdir(parents=True, exist_ok=True)
         self.figure_.savefig(out, dpi=dpi, metadata=_metadata(out))
         return out
+
+
+class ExplainedDisplay(Display):
+    """Base of the Displays of an explanation, built with ``from_explanation``."""
+
+    #: Whether ``from_explanation`` takes the explained images after the
+    #: explanation.
+    shows_images: ClassVar[bool] = True
+
+    @classmethod
+    def from_explainer(
+        cls,
+        explainer: Any,
+        inputs: Any,
+        target: Any = None,
+        *args: Any,
+        explain_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Explain ``inputs`` with a fitted explainer and build the display.
+
+        ``explain_kwargs`` go to ``explainer.explain(inputs, target, ...)``;
+        ``args`` and ``kwargs`` to ``from_explanation``, after the explanation
+        (and ``inputs`` when :attr:`shows_images`).
+        """
+        ex = explainer.explain(inputs, target, **(explain_kwargs or {}))
+        images = (inputs,) if cls.shows_images else ()
+        return cls.from_explanation(ex, *images, *args, **kwargs)  # type: ignore[attr-defined]
 
 
 def _metadata(path: Path) -> dict[str, Any]:

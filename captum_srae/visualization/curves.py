@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from captum_srae.visualization import render
-from captum_srae.visualization.base import Display, new_axes
+from captum_srae.visualization.base import Display, ExplainedDisplay, new_axes
 
 __all__ = ["FaithfulnessDisplay", "TrainingCurvesDisplay"]
 
@@ -113,7 +113,7 @@ class TrainingCurvesDisplay(Display):
         return self
 
 
-class FaithfulnessDisplay(Display):
+class FaithfulnessDisplay(ExplainedDisplay):
     r"""Scatter of the model's score against the XNN's reconstructed score.
 
     Args:
@@ -131,6 +131,8 @@ class FaithfulnessDisplay(Display):
         >>> FaithfulnessDisplay.from_explanation(sa.explain(x, 3)).save("f.svg")
     """
 
+    shows_images = False  # from_explanation takes the explanation alone
+
     def __init__(
         self, model_score: Any, xnn_score: Any, title: str | None = None
     ) -> None:
@@ -145,20 +147,6 @@ class FaithfulnessDisplay(Display):
     def from_explanation(cls, explanation: Any, **kwargs: Any) -> FaithfulnessDisplay:
         """Build from an :class:`~captum_srae.SRAEExplanation`."""
         return cls(explanation.model_score, explanation.xnn_score, **kwargs)
-
-    @classmethod
-    def from_explainer(
-        cls,
-        explainer: Any,
-        inputs: Any,
-        target: Any = None,
-        *,
-        explain_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> FaithfulnessDisplay:
-        """Explain ``inputs`` with a fitted explainer and compare the scores."""
-        ex = explainer.explain(inputs, target, **(explain_kwargs or {}))
-        return cls.from_explanation(ex, **kwargs)
 
     def plot(self, ax: Any = None) -> FaithfulnessDisplay:
         """Draw; ``ax`` is None or one Axes. Returns self."""

@@ -18,9 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from captum_srae.utils.validation import check_int
 from captum_srae.visualization import render
-from captum_srae.visualization.base import Display, draw_heatmap, draw_image
-from captum_srae.visualization.base import new_axes as _new_axes
+from captum_srae.visualization.base import (
+    ExplainedDisplay,
+    draw_heatmap,
+    draw_image,
+    new_axes,
+)
 
 __all__ = ["ConceptGalleryDisplay", "ExplanationDisplay", "ExplanationGridDisplay"]
 
@@ -42,7 +47,7 @@ def _maps(heatmaps: Any, size: tuple[int, int]) -> np.ndarray:
     return np.stack([render.resize_nearest(k, size) for k in m])
 
 
-class ExplanationDisplay(Display):
+class ExplanationDisplay(ExplainedDisplay):
     r"""The explanation of one image (method.md §5, the paper's figures).
 
     The original image, then one panel per x-feature sorted by decreasing
@@ -111,21 +116,6 @@ class ExplanationDisplay(Display):
             **kwargs,
         )
 
-    @classmethod
-    def from_explainer(
-        cls,
-        explainer: Any,
-        inputs: Any,
-        target: Any = None,
-        index: int = 0,
-        *,
-        explain_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ExplanationDisplay:
-        """Explain ``inputs`` with a fitted explainer and show example ``index``."""
-        ex = explainer.explain(inputs, target, **(explain_kwargs or {}))
-        return cls.from_explanation(ex, inputs, index, **kwargs)
-
     def header(self) -> str:
         """The figure's header: class, model score and XNN score."""
         parts = [] if self.target is None else [f"class {self.target}"]
@@ -156,14 +146,14 @@ class ExplanationDisplay(Display):
 
     def plot(self, ax: Any = None) -> ExplanationDisplay:
         """Draw; ``ax`` is None (new figure) or ``1 + n`` axes. Returns self."""
-        fig, axes = _new_axes(1, 1 + self.order.size, ax, (2.0, 2.3))
+        fig, axes = new_axes(1, 1 + self.order.size, ax, (2.0, 2.3))
         self.draw_row(axes[0], "image")
         fig.suptitle(self.header(), fontsize="medium")
         self.figure_, self.ax_ = fig, axes[0]
         return self
 
 
-class ExplanationGridDisplay(Display):
+class ExplanationGridDisplay(ExplainedDisplay):
     r"""Several explanations as rows, like the figures of the paper.
 
     Args:
@@ -198,25 +188,10 @@ class ExplanationGridDisplay(Display):
         make = ExplanationDisplay.from_explanation
         return cls([make(explanation, images, i, **kwargs) for i in idx], title)
 
-    @classmethod
-    def from_explainer(
-        cls,
-        explainer: Any,
-        inputs: Any,
-        target: Any = None,
-        indices: Sequence[int] | None = None,
-        *,
-        explain_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ExplanationGridDisplay:
-        """Explain ``inputs`` with a fitted explainer; one row per example."""
-        ex = explainer.explain(inputs, target, **(explain_kwargs or {}))
-        return cls.from_explanation(ex, inputs, indices, **kwargs)
-
     def plot(self, ax: Any = None) -> ExplanationGridDisplay:
         """Draw; ``ax`` is None or ``rows × (1 + n)`` axes. Returns self."""
         n = self.rows[0].order.size
-        fig, axes = _new_axes(len(self.rows), 1 + n, ax, (2.0, 2.2))
+        fig, axes = new_axes(len(self.rows), 1 + n, ax, (2.0, 2.2))
         for row, axs in zip(self.rows, axes, strict=True):
             row.draw_row(axs, row.header().replace(" | ", "\n"))
         if self.title:
@@ -225,7 +200,7 @@ class ExplanationGridDisplay(Display):
         return self
 
 
-class ConceptGalleryDisplay(Display):
+class ConceptGalleryDisplay(ExplainedDisplay):
     r"""For each x-feature, the top-``k`` images of a data set with their maps.
 
     Images are ranked by the x-feature's value ``e_k`` (``by="value"``) or by
@@ -270,9 +245,7 @@ class ConceptGalleryDisplay(Display):
         n_img, n_con = self.scores.shape
         if self.heatmaps.shape[:2] != (n_img, n_con) or len(self.images) != n_img:
             raise ValueError("images, heatmaps and scores disagree in shape")
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        self.k = min(k, n_img)
+        self.k = min(check_int(k, "k"), n_img)
         self.concepts = list(range(n_con)) if concepts is None else list(concepts)
         self.score_name, self.alpha, self.outlier_perc = score_name, alpha, outlier_perc
         ranks = np.argsort(-self.scores, axis=0, kind="stable")[: self.k]
@@ -292,24 +265,9 @@ class ConceptGalleryDisplay(Display):
             images, ex.heatmaps, scores, ex.contributions, score_name=name, **kwargs
         )
 
-    @classmethod
-    def from_explainer(
-        cls,
-        explainer: Any,
-        inputs: Any,
-        target: Any = None,
-        *,
-        by: str = "value",
-        explain_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ConceptGalleryDisplay:
-        """Explain a (modest) data set ``inputs`` and rank it per x-feature."""
-        ex = explainer.explain(inputs, target, **(explain_kwargs or {}))
-        return cls.from_explanation(ex, inputs, by=by, **kwargs)
-
     def plot(self, ax: Any = None) -> ConceptGalleryDisplay:
         """Draw; ``ax`` is None or ``concepts × k`` axes. Returns self."""
-        fig, axes = _new_axes(len(self.concepts), self.k, ax, (1.8, 1.9))
+        fig, axes = new_axes(len(self.concepts), self.k, ax, (1.8, 1.9))
         for row, concept in enumerate(self.concepts):
             for col, i in enumerate(self.indices_[row]):
                 img = self.images[i]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from captum_srae.utils.atomic import atomic_directory
+from captum_srae.utils.json_data import to_jsonable
 
 __all__ = ["write_report"]
 
@@ -50,21 +50,6 @@ def _figure(obj: Any) -> Figure:
     return fig
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON data: tensors/arrays to lists, non-finite floats to None."""
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        value = value.tolist()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    return str(value)
-
-
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(data, dict):
         rows: list[tuple[str, Any]] = []
@@ -90,7 +75,7 @@ def _table_cells(
     if not rows:
         return [], []
     header = [str(k) for k in rows[0]]
-    return header, [[_jsonable(row.get(k)) for k in rows[0]] for row in rows]
+    return header, [[to_jsonable(row.get(k)) for k in rows[0]] for row in rows]
 
 
 def _text(value: Any) -> str:
@@ -133,6 +118,88 @@ def _img(name: str, fig: Figure, dpi: int, caption: str) -> str:
         f'<figure><img src="{html.escape(name, quote=True)}" alt="{alt}" '
         f'width="{w}" height="{h}"><figcaption>{html.escape(caption)}'
         "</figcaption></figure>"
+    )
+
+
+def _figure_items(
+    explanation_figures: Sequence[Any],
+    gallery: Any,
+    curves: Any,
+    scatter: Any,
+    sections: Sequence[tuple[str, Sequence[Any]]],
+) -> list[tuple[str, str, Any]]:
+    """``(section heading, PNG name, Display or Figure)`` of every figure, in
+    page order."""
+    items: list[tuple[str, str, Any]] = [
+        ("Explanations", f"explanation_{i}.png", f)
+        for i, f in enumerate(explanation_figures)
+    ]
+    named = [("Concept gallery", "gallery.png", gallery)]
+    named += [("Training curves", "curves.png", curves)]
+    named += [("Faithfulness", "faithfulness.png", scatter)]
+    items += [(s, n, f) for s, n, f in named if f is not None]
+    for j, (heading, figures) in enumerate(sections):
+        items += [(heading, f"section{j}_{i}.png", f) for i, f in enumerate(figures)]
+    return items
+
+
+def _write_figures(
+    folder: Path, items: Sequence[tuple[str, str, Any]], dpi: int
+) -> list[str]:
+    """Save each figure as a PNG in ``folder``; return the HTML showing them."""
+    body = []
+    section = None
+    for sec, name, obj in items:
+        fig = _figure(obj)
+        fig.savefig(folder / name, dpi=dpi, metadata={"Software": None})
+        if sec != section:
+            body.append(f"<h2>{html.escape(sec)}</h2>")
+            section = sec
+        caption = fig.get_suptitle() or sec
+        body.append(_img(name, fig, dpi, caption))
+    return body
+
+
+def _write_tables(
+    folder: Path, tables: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> list[str]:
+    """Write each table as CSV and Markdown in ``folder``; return its HTML."""
+    body = []
+    for i, (heading, rows_) in enumerate(tables.items()):
+        header, cells = _table_cells(rows_)
+        (folder / f"table_{i}.csv").write_text(_csv(header, cells), encoding="utf-8")
+        (folder / f"table_{i}.md").write_text(
+            _markdown(header, cells), encoding="utf-8"
+        )
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        body.append(_html_table(header, cells))
+        body.append(
+            f'<p><a href="table_{i}.csv">CSV</a> · '
+            f'<a href="table_{i}.md">Markdown</a></p>'
+        )
+    return body
+
+
+def _metrics_html(data: Any) -> list[str]:
+    """The metrics table (when there are metrics) and the ``metrics.json`` link."""
+    body = []
+    if data:
+        rows = "".join(
+            f"<tr><th>{html.escape(k)}</th>{_cell(v)}</tr>" for k, v in _flatten(data)
+        )
+        body.append(f"<h2>Metrics</h2><table>{rows}</table>")
+    body.append('<p><a href="metrics.json">metrics.json</a></p>')
+    return body
+
+
+def _page(title: str, body: Sequence[str]) -> str:
+    """``index.html`` with the (escaped) ``title`` and the ``body`` parts."""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{title}</title><style>{_CSS}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
     )
 
 
@@ -189,59 +256,18 @@ def write_report(
         ...              scatter=FaithfulnessDisplay.from_explanation(ex),
         ...              metrics={"val_r2": 0.97})  # doctest: +SKIP
     """
-    items: list[tuple[str, str, Any]] = [
-        ("Explanations", f"explanation_{i}.png", f)
-        for i, f in enumerate(explanation_figures)
-    ]
-    named = [("Concept gallery", "gallery.png", gallery)]
-    named += [("Training curves", "curves.png", curves)]
-    named += [("Faithfulness", "faithfulness.png", scatter)]
-    items += [(s, n, f) for s, n, f in named if f is not None]
-    for j, (heading, figures) in enumerate(sections):
-        items += [(heading, f"section{j}_{i}.png", f) for i, f in enumerate(figures)]
-    data = _jsonable(dict(metrics or {}))
+    items = _figure_items(explanation_figures, gallery, curves, scatter, sections)
+    data = to_jsonable(dict(metrics or {}))
     esc = html.escape(title)
     body = [f"<h1>{esc}</h1>"]
     if intro:
         body.append(f"<p>{html.escape(intro)}</p>")
     target = Path(out_dir)
     with atomic_directory(target) as tmp:
-        section = None
-        for sec, name, obj in items:
-            fig = _figure(obj)
-            fig.savefig(tmp / name, dpi=dpi, metadata={"Software": None})
-            if sec != section:
-                body.append(f"<h2>{html.escape(sec)}</h2>")
-                section = sec
-            caption = fig.get_suptitle() or sec
-            body.append(_img(name, fig, dpi, caption))
-        for i, (heading, rows_) in enumerate((tables or {}).items()):
-            header, cells = _table_cells(rows_)
-            (tmp / f"table_{i}.csv").write_text(_csv(header, cells), encoding="utf-8")
-            (tmp / f"table_{i}.md").write_text(
-                _markdown(header, cells), encoding="utf-8"
-            )
-            body.append(f"<h2>{html.escape(heading)}</h2>")
-            body.append(_html_table(header, cells))
-            body.append(
-                f'<p><a href="table_{i}.csv">CSV</a> · '
-                f'<a href="table_{i}.md">Markdown</a></p>'
-            )
-        if data:
-            rows = "".join(
-                f"<tr><th>{html.escape(k)}</th>{_cell(v)}</tr>"
-                for k, v in _flatten(data)
-            )
-            body.append(f"<h2>Metrics</h2><table>{rows}</table>")
-        body.append('<p><a href="metrics.json">metrics.json</a></p>')
-        page = (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{esc}</title><style>{_CSS}</style></head>\n<body>\n"
-            + "\n".join(body)
-            + "\n</body></html>\n"
-        )
-        (tmp / "index.html").write_text(page, encoding="utf-8")
+        body += _write_figures(tmp, items, dpi)
+        body += _write_tables(tmp, tables or {})
+        body += _metrics_html(data)
+        (tmp / "index.html").write_text(_page(esc, body), encoding="utf-8")
         text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
         (tmp / "metrics.json").write_text(text + "\n", encoding="utf-8")
     return target / "index.html"

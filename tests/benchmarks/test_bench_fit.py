@@ -8,13 +8,12 @@ import sys
 
 import pytest
 import torch
+from sklearn import decomposition as sklearn_decomposition
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from helpers import three_factor_problem  # noqa: E402
 
 from captum_srae import SRAEConfig, fit_srae  # noqa: E402
-
-sklearn_decomposition = pytest.importorskip("sklearn.decomposition")
 
 #: the large-data configuration documented in docs/performance.md
 LARGE = SRAEConfig(

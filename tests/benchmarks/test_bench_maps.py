@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchvision
 from _interleave import interleaved  # noqa: E402
 from captum.attr import IntegratedGradients, LayerGradCam
 
 from captum_srae import SRAE, SRAEAttribution, SRAEConfig
 from captum_srae.attribution.heatmaps import XFeatureModel, captum_maps
-
-torchvision = pytest.importorskip("torchvision")
 
 ROUNDS = 6
 

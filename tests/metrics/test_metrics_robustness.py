@@ -92,7 +92,10 @@ def test_robustness_errors():
 
 def test_wrappers_run_on_srae_attribution():
     """SRAEAttribution (hand-built, untrained) as explainer and XFeatureModel as
-    the concept-level model: shapes and finite values."""
+    the concept-level model: infidelity against the formula evaluated on the
+    recorded perturbations, sensitivity against Captum's own function."""
+    from captum.metrics import sensitivity_max
+
     from captum_srae import SRAE, SRAEConfig
     from captum_srae.attribution import SRAEAttribution
     from captum_srae.attribution.heatmaps import XFeatureModel
@@ -101,15 +104,53 @@ def test_wrappers_run_on_srae_attribution():
     torch.manual_seed(5)
     net = nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 2)
-    ).eval()
-    srae = SRAE(8, config=SRAEConfig(n_concepts=3, hidden_sizes=(6, 5))).eval()
+    )
+    net = net.double().eval()  # float64: the oracle below is exact to ~1e-12
+    srae = SRAE(8, config=SRAEConfig(n_concepts=3, hidden_sizes=(6, 5)))
+    srae = srae.double().eval()
     sa = SRAEAttribution.from_sraes(net, net[1], {1: srae}, n_outputs=2)
-    x = torch.rand(2, 3, 8, 8)
-    maps = sa.attribute(x, target=1, concepts=[0])
-    assert maps.shape == (2, 1, 8, 8)
+    x = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    maps = sa.attribute(x, target=1, concepts=[2])  # x-feature 2: nonzero maps
+    assert maps.shape == (2, 1, 8, 8) and bool((maps.flatten(1).sum(1) > 0).all())
     xm = XFeatureModel(net, net[1], srae)
-    infd = attribution_infidelity(xm, x, maps, target=0, n_perturb_samples=3)
-    sens = attribution_sensitivity(sa, x, target=1, concepts=[0], n_perturb_samples=3)
-    curve = deletion_curve(net, x, sa.attribute(x, target=1, output="class"), 1)
-    assert infd.shape == sens.shape == curve.auc.shape == (2,)
-    assert bool(torch.isfinite(infd).all() & torch.isfinite(sens).all())
+    seen = []
+
+    def perturb(inputs):
+        noise = 0.5 * torch.randn_like(inputs)
+        seen.append((inputs.clone(), noise))
+        return noise, inputs - noise
+
+    s = 3
+    infd = attribution_infidelity(
+        xm, x, maps, target=2, perturb_func=perturb, n_perturb_samples=s
+    )
+    # INFD_i = mean_s (beta_i I_s.phi_i - (f(x_i) - f(x_i - I_s)))^2, with
+    # beta_i the least-squares scale; phi is the map repeated over channels
+    (inputs, noise) = seen[0]
+    assert len(seen) == 1 and torch.equal(inputs, x.repeat_interleave(s, 0))
+    with torch.no_grad():
+        df = xm(inputs)[:, 2] - xm(inputs - noise)[:, 2]
+    dot = (noise * maps.repeat_interleave(s, 0)).flatten(1).sum(1)
+    dot, df = dot.view(2, s), df.view(2, s)
+    beta = (dot * df).mean(1) / (dot * dot).mean(1)
+    expected = ((beta[:, None] * dot - df) ** 2).mean(1)
+    assert bool((expected > 1e-8).all())
+    torch.testing.assert_close(infd, expected, rtol=1e-7, atol=0)
+    torch.manual_seed(6)
+    sens = attribution_sensitivity(sa, x, target=1, concepts=[2], n_perturb_samples=3)
+    torch.manual_seed(6)
+    ref = sensitivity_max(
+        sa.attribute,
+        x,
+        perturb_radius=0.02,
+        n_perturb_samples=3,
+        target=1,
+        concepts=[2],
+    )
+    torch.testing.assert_close(sens, ref)
+    assert bool((sens > 0).all())
+    cls = sa.attribute(x, target=1, output="class")
+    curve = deletion_curve(net, x, cls, 1)
+    assert curve.auc.shape == (2,)
+    with torch.no_grad():  # the curve starts at the model's score of the image
+        torch.testing.assert_close(curve.scores[:, 0], net(x)[:, 1])

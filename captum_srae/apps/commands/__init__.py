@@ -74,8 +74,11 @@ def _para(text: str) -> str:
     return textwrap.fill(text, width=79)
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, with_type: bool = False) -> str:
+    """The message of ``exc`` on one line; ``with_type`` prefixes its type."""
     text = re.sub(r"\s+", " ", str(exc)).strip()
+    if with_type:
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text or type(exc).__name__
 
 
@@ -83,8 +86,11 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
     """Turn the errors of a command into one-line errors that ``main`` prints.
 
     ``main`` reports ``ValueError``, ``TypeError``, ``FileNotFoundError`` (exit
-    2) and ``OSError`` (exit 1) without a traceback; a ``RuntimeError`` from
-    torch (e.g. out of memory, a diverged fit) becomes a ``ValueError``.
+    2) and ``OSError`` (exit 1) without a traceback. A ``RuntimeError`` (from
+    torch or from the user's model: CUDA out of memory, a device mismatch, a
+    bug in its forward, a diverged fit) becomes a ``ValueError`` whose message
+    starts with the original type and message, e.g. ``RuntimeError: CUDA out
+    of memory ...``, chained to the original (``__cause__``).
     """
 
     @functools.wraps(run)
@@ -95,8 +101,10 @@ def _guarded(run: Callable[[argparse.Namespace], int]) -> Callable[..., int]:
             raise FileNotFoundError(_one_line(exc)) from None
         except TypeError as exc:
             raise TypeError(_one_line(exc)) from None
-        except (ValueError, RuntimeError) as exc:
+        except ValueError as exc:
             raise ValueError(_one_line(exc)) from None
+        except RuntimeError as exc:
+            raise ValueError(_one_line(exc, with_type=True)) from exc
         except OSError as exc:
             raise OSError(_one_line(exc)) from None
 
@@ -118,7 +126,9 @@ def _run(name: str) -> Callable[[argparse.Namespace], int]:
     return _guarded(run)
 
 
-def _common_options(p: argparse.ArgumentParser) -> None:
+def _common_options(p: argparse.ArgumentParser, name: str) -> None:
+    """``--batch-size``, ``--device``, ``--no-progress``, ``--out`` and the
+    handler of the command ``name``."""
     p.add_argument(
         "--batch-size",
         type=positive_int,
@@ -137,6 +147,18 @@ def _common_options(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="do not show progress bars",
     )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="new or empty output folder"
+    )
+    p.set_defaults(handler=_run(name))
+
+
+def _fitted_options(p: argparse.ArgumentParser, target_help: str) -> None:
+    """``--explainer`` (a fit folder) and ``--target`` (one fitted class)."""
+    p.add_argument(
+        "--explainer", required=True, metavar="DIR", help="a captum-srae fit folder"
+    )
+    p.add_argument("--target", nargs=1, default=None, metavar="CLASS", help=target_help)
 
 
 def add_user_commands(commands: Any) -> None:
@@ -154,10 +176,31 @@ def add_user_commands(commands: Any) -> None:
         ...                    "--out", "o"]).command
         'explain'
     """
-    fit = commands.add_parser(
+    _add_fit(commands)
+    _add_explain(commands)
+    _add_report(commands)
+
+
+def _parser(
+    commands: Any, name: str, help_text: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """The subparser ``name`` with a wrapped description and a raw epilog."""
+    return commands.add_parser(
+        name,
+        help=help_text,
+        description=_para(description),
+        epilog=epilog,
+        formatter_class=_RAW,
+    )
+
+
+def _add_fit(commands: Any) -> None:
+    """The ``fit`` subcommand."""
+    fit = _parser(
+        commands,
         "fit",
-        help="fit an explainer on your model and image folder",
-        description=_para(
+        "fit an explainer on your model and image folder",
+        (
             "Fit an SRAE explainer (XNN of Qi, Khorram and Li) on a layer of "
             "your classifier: run the images of DIR through the model, collect "
             "the layer's (average pooled) activations and the scores of the "
@@ -165,8 +208,7 @@ def add_user_commands(commands: Any) -> None:
             "score. Saves the explainer and fit.json (how to rebuild the model "
             "and the transforms) to --out."
         ),
-        epilog=FIT_EPILOG,
-        formatter_class=_RAW,
+        FIT_EPILOG,
     )
     fit.add_argument(
         "--model",
@@ -214,6 +256,12 @@ def add_user_commands(commands: Any) -> None:
         metavar="CLASS",
         help="the explained class(es): output indices or subfolder names",
     )
+    _fit_training_options(fit)
+    _common_options(fit, "fit")
+
+
+def _fit_training_options(fit: argparse.ArgumentParser) -> None:
+    """The options of ``fit`` that shape the data and the SRAE."""
     fit.add_argument(
         "--n-concepts",
         type=positive_int,
@@ -260,61 +308,48 @@ def add_user_commands(commands: Any) -> None:
         metavar="N",
         help="seed of the subset and of the fit (default: the config's, 0)",
     )
-    _common_options(fit)
-    fit.add_argument(
-        "--out", required=True, metavar="DIR", help="new or empty output folder"
-    )
-    fit.set_defaults(handler=_run("fit"))
 
-    explain = commands.add_parser(
+
+def _add_explain(commands: Any) -> None:
+    """The ``explain`` subcommand."""
+    explain = _parser(
+        commands,
         "explain",
-        help="explain image files with a fitted explainer",
-        description=_para(
+        "explain image files with a fitted explainer",
+        (
             "Rebuild the model of a 'captum-srae fit' folder (checking that "
             "its weights file is unchanged), transform the images as at fit "
             "time and write one explanation figure per image, plus the "
             "numbers in explanations.json."
         ),
-        epilog=EXPLAIN_EPILOG,
-        formatter_class=_RAW,
+        EXPLAIN_EPILOG,
     )
-    explain.add_argument(
-        "--explainer", required=True, metavar="DIR", help="a captum-srae fit folder"
+    _fitted_options(
+        explain,
+        "a fitted class (index or folder name); default: per image, the fitted "
+        "class the model scores highest",
     )
     explain.add_argument(
         "--images", required=True, nargs="+", metavar="FILE", help="image files"
     )
-    explain.add_argument(
-        "--target",
-        nargs=1,
-        default=None,
-        metavar="CLASS",
-        help=(
-            "a fitted class (index or folder name); default: per image, the "
-            "fitted class the model scores highest"
-        ),
-    )
-    _common_options(explain)
-    explain.add_argument(
-        "--out", required=True, metavar="DIR", help="new or empty output folder"
-    )
-    explain.set_defaults(handler=_run("explain"))
+    _common_options(explain, "explain")
 
-    report = commands.add_parser(
+
+def _add_report(commands: Any) -> None:
+    """The ``report`` subcommand."""
+    report = _parser(
+        commands,
         "report",
-        help="write an HTML report of a fitted explainer on an image folder",
-        description=_para(
+        "write an HTML report of a fitted explainer on an image folder",
+        (
             "Measure how faithfully the x-features rebuild the model's score "
             "on the images of DIR (R^2, RMSE), and draw explanations of a few "
             "images, the top images of each x-feature, the fit's training "
             "curves and the faithfulness scatter into an HTML report."
         ),
-        epilog=REPORT_EPILOG,
-        formatter_class=_RAW,
+        REPORT_EPILOG,
     )
-    report.add_argument(
-        "--explainer", required=True, metavar="DIR", help="a captum-srae fit folder"
-    )
+    _fitted_options(report, "the fitted class drawn (default: the first fitted one)")
     report.add_argument(
         "--data", required=True, metavar="DIR", help="image folder (DIR/class/image)"
     )
@@ -332,15 +367,4 @@ def add_user_commands(commands: Any) -> None:
         metavar="N",
         help="images with an explanation figure (default: 4)",
     )
-    report.add_argument(
-        "--target",
-        nargs=1,
-        default=None,
-        metavar="CLASS",
-        help="the fitted class drawn (default: the first fitted one)",
-    )
-    _common_options(report)
-    report.add_argument(
-        "--out", required=True, metavar="DIR", help="new or empty output folder"
-    )
-    report.set_defaults(handler=_run("report"))
+    _common_options(report, "report")

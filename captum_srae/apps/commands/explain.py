@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_srae.apps.commands import common
+from captum_srae.apps import common
 
 __all__ = ["choose_targets", "explain_batches", "load_explainer", "run_explain"]
 
@@ -28,7 +28,7 @@ def load_explainer(
     folder: str, device: torch.device
 ) -> tuple[common.FitRecord, Any, Any]:
     """``fit.json``, the rebuilt model and the loaded explainer of ``folder``."""
-    from captum_srae import SRAEAttribution
+    from captum_srae.attribution import SRAEAttribution
 
     record = common.read_record(folder)
     model = common.rebuild_model(record, device)
@@ -65,7 +65,7 @@ def explain_batches(
     explainer: Any, x: Tensor, targets: list[int], batch_size: int, progress: bool
 ) -> Any:
     """``explainer.explain`` over batches of ``x``, concatenated on the CPU."""
-    from captum_srae import SRAEExplanation
+    from captum_srae.attribution import SRAEExplanation
 
     device = next(explainer.forward_func.parameters()).device
     parts = []

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from captum_srae.apps.commands import common
+from captum_srae.apps import common
 
 __all__ = ["CheckedImages", "folder_data", "run_fit"]
 
@@ -77,8 +77,8 @@ def _probe(model: nn.Module, data: Dataset, device: torch.device) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     """The body of ``captum-srae fit``; prints a summary, returns 0."""
-    from captum_srae import SRAEAttribution
     from captum_srae.activations import resolve_layer
+    from captum_srae.attribution import SRAEAttribution
     from captum_srae.utils.atomic import atomic_directory
 
     out = common.check_out_dir(args.out, common.SIDE_FILE, "fit")

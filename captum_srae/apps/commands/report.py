@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from captum_srae.apps.commands import common
+from captum_srae.apps import common
 from captum_srae.apps.commands.explain import (
     choose_targets,
     explain_batches,

@@ -11,7 +11,7 @@ r"""The interface shared by the SRAE and the baselines, and their common parts.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from captum_srae.core.model import SRAEOutput
 from captum_srae.utils.validation import (
     activations_and_scores,
     check_finite,
+    check_int,
     check_magnitude,
 )
 
@@ -166,10 +167,14 @@ class ConceptBaseline(nn.Module):
     def _decode(self, e: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def _set_head(self, e: Tensor, y: Tensor) -> None:
-        w, b = fit_linear_head(e, y)
-        self.head_weight.copy_(w)
-        self.head_bias.copy_(b)
+    def fit_head(self, z: Tensor, y: Tensor) -> Self:
+        """Fit the score head by least squares on the x-features of ``z`` and
+        ``y`` (no gradient); return the model in eval mode."""
+        with torch.no_grad():
+            w, b = fit_linear_head(self.encode(z), y)
+            self.head_weight.copy_(w)
+            self.head_bias.copy_(b)
+        return self.eval()
 
     def _check_input(self, x: Any, dim: int, name: str) -> None:
         if not isinstance(x, Tensor):
@@ -218,8 +223,7 @@ def check_fit_data(
             ``n_concepts`` not in ``[1, D)`` or at least ``N``, or an unknown
             ``pooling``.
     """
-    if isinstance(n_concepts, bool) or not isinstance(n_concepts, int):
-        raise TypeError(f"n_concepts must be an int, got {n_concepts!r}")
+    check_int(n_concepts, "n_concepts", minimum=None)
     if pooling not in _POOLINGS:
         raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
     z_t, y_t = activations_and_scores(z, y)
@@ -241,7 +245,5 @@ def check_fit_data(
 
 
 def check_seed(seed: Any) -> int:
-    """Return ``seed`` if it is a nonnegative int, else raise ``ValueError``."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a nonnegative int, got {seed!r}")
-    return seed
+    """Return ``seed`` if it is a nonnegative int (see :func:`check_int`)."""
+    return check_int(seed, "seed", minimum=0)

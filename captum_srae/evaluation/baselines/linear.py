@@ -95,9 +95,7 @@ def fit_pca(
         y64.shape[1],
         pooling,
     )
-    with torch.no_grad():
-        model._set_head(model.encode(z64.float()), y64)
-    return model.eval()
+    return model.fit_head(z64.float(), y64)
 
 
 def fit_random_basis(
@@ -128,6 +126,4 @@ def fit_random_basis(
     q, r = torch.linalg.qr(g)
     q = q * torch.where(torch.diagonal(r) < 0, -1.0, 1.0)
     model = ProjectionBaseline(q.T.float(), z64.mean(0).float(), y64.shape[1], pooling)
-    with torch.no_grad():
-        model._set_head(model.encode(z64.float()), y64)
-    return model.eval()
+    return model.fit_head(z64.float(), y64)

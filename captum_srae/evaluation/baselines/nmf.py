@@ -22,6 +22,7 @@ from captum_srae.evaluation.baselines.base import (
     check_fit_data,
     check_seed,
 )
+from captum_srae.utils.validation import check_int
 
 __all__ = ["NMFBaseline", "NonnegativeLeastSquares", "fit_nmf"]
 
@@ -152,9 +153,8 @@ def fit_nmf(
     """
     z64, y64, k = check_fit_data(z, y, n_concepts, pooling)
     check_seed(seed)
-    for name, value in (("max_iter", max_iter), ("n_iter", n_iter)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_int(max_iter, "max_iter")
+    check_int(n_iter, "n_iter")
     low = float(z64.min())
     if low < 0:
         raise ValueError(
@@ -173,6 +173,4 @@ def fit_nmf(
     model = NMFBaseline(
         torch.from_numpy(nmf.components_).float(), y64.shape[1], pooling, n_iter
     )
-    with torch.no_grad():
-        model._set_head(model.encode(z64.float()), y64)
-    return model.eval()
+    return model.fit_head(z64.float(), y64)

@@ -22,6 +22,7 @@ from captum_srae.evaluation.baselines.base import (
     check_fit_data,
     check_seed,
 )
+from captum_srae.utils.validation import check_int
 
 __all__ = ["TopK", "TopKSAE", "fit_topk_sae"]
 
@@ -121,10 +122,9 @@ def fit_topk_sae(
     """
     z64, y64, k = check_fit_data(z, y, n_concepts, pooling)
     check_seed(seed)
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if isinstance(active, bool) or not isinstance(active, int) or not 1 <= active <= k:
+    check_int(epochs, "epochs")
+    check_int(batch_size, "batch_size")
+    if check_int(active, "active") > k:
         raise ValueError(
             f"active must be an int in [1, n_concepts={k}], got {active!r}"
         )
@@ -157,6 +157,4 @@ def fit_topk_sae(
                 w = model.decoder.weight
                 w /= w.norm(dim=0, keepdim=True).clamp_min(1e-12)
     model.requires_grad_(False)
-    with torch.no_grad():
-        model._set_head(model.encode(z64.float()), y64)
-    return model.eval()
+    return model.fit_head(z64.float(), y64)

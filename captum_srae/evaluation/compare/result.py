@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["METRIC_INFO", "ComparisonResult"]
+__all__ = ["METRIC_INFO", "ComparisonResult", "metric_rows"]
 
 #: Metric name → (short description, True when higher is better, None when
 #: neither direction is better). The keys are the columns of the table.
@@ -227,3 +227,24 @@ class ComparisonResult:
             ax.set_visible(False)
         fig.suptitle("Comparison of explanation methods", fontsize="medium")
         return fig
+
+
+def metric_rows(metrics: Sequence[str]) -> list[dict[str, str]]:
+    """One row per metric of :data:`METRIC_INFO`: name, meaning, better direction.
+
+    Args:
+        metrics (Sequence[str]): metric names (unknown ones get empty cells).
+
+    Returns:
+        *list[dict[str, str]]*: rows with keys ``metric``, ``meaning``,
+        ``better`` (``"higher"``, ``"lower"`` or ``"—"``).
+    """
+    word = {True: "higher", False: "lower", None: "—"}
+    return [
+        {
+            "metric": k,
+            "meaning": METRIC_INFO.get(k, ("", None))[0],
+            "better": word[METRIC_INFO.get(k, ("", None))[1]],
+        }
+        for k in metrics
+    ]

@@ -1,12 +1,34 @@
 #!/usr/bin/env python3
-r""":func:`compare`: SRAE, baselines and Captum methods on the same images."""
+r""":func:`compare`: SRAE, baselines and Captum methods on the same images.
+
+Concept methods (SRAE and the baselines of :mod:`captum_srae.evaluation.baselines`)
+fit ``config.n_concepts`` concepts for every class on the pooled activations
+of ``fit_inputs``, once per seed; single-map methods (Captum's
+``LayerGradCam``, ``GuidedGradCam``, ``IntegratedGradients``, ``Saliency``;
+``"pytorch-grad-cam"`` with the ``peers`` extra) need no fitting. On
+``test_inputs`` every concept method gets the faithfulness, agreement,
+conciseness, orthogonality and reconstruction metrics; on the first
+``n_maps`` test inputs every method's class map (for the model's predicted
+class) gets deletion and insertion AUCs and, with ``masks``, the pointing
+game and relevance mass against the union of the ``relevant_parts`` masks,
+and concept maps get the part association. See
+:data:`~captum_srae.evaluation.compare.METRIC_INFO` and
+:mod:`captum_srae.evaluation.metrics` for the definitions.
+
+Examples::
+
+    >>> from captum_srae.evaluation.compare import compare
+    >>> res = compare(cnn, "conv4", x_train, x_test, masks=masks_test,
+    ...               relevant_parts=[2, 3], seeds=(0, 1, 2))
+    >>> print(res.to_markdown(["r2", "top1_agreement", "part_purity"]))
+"""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -14,8 +36,6 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_srae.activations import collect_activations, layer_name, resolve_layer
-from captum_srae.attribution import SRAEAttribution
-from captum_srae.attribution.heatmaps import XFeatureModel
 from captum_srae.core.config import SRAEConfig
 from captum_srae.evaluation import metrics as M
 from captum_srae.evaluation.compare.methods import (
@@ -25,8 +45,14 @@ from captum_srae.evaluation.compare.methods import (
     method_kind,
 )
 from captum_srae.evaluation.compare.result import ComparisonResult
+from captum_srae.evaluation.compare.scoring import (
+    ComparisonContext,
+    concept_metrics,
+    finite_mean,
+)
+from captum_srae.utils.validation import check_int
 
-__all__ = ["compare"]
+__all__ = ["compare", "seed_stability"]
 
 
 def _check_data(labels: Any, masks: Any, relevant_parts: Any, n: int) -> None:
@@ -58,38 +84,47 @@ def _check_data(labels: Any, masks: Any, relevant_parts: Any, n: int) -> None:
             )
 
 
-def _check_fitted(
-    fitted: Mapping[str, Mapping[int, nn.Module]],
+def _check_activations(
+    ctx: ComparisonContext,
     methods: Sequence[str],
-    n_classes: int,
+    fitted: Mapping[str, Mapping[int, nn.Module]],
 ) -> None:
-    """Pre-fitted concepts must be of compared methods and cover every class."""
+    """Pre-fitted concepts must be of compared methods and cover every class;
+    NMF needs nonnegative activations."""
     for name, models in fitted.items():
         if name not in methods:
             raise ValueError(f"fitted holds {name!r}, which is not in methods")
-        missing = sorted(set(range(n_classes)) - set(models))
+        missing = sorted(set(range(ctx.n_classes)) - set(models))
         if missing:
             raise ValueError(
                 f"fitted[{name!r}] must hold a model for every class of the "
-                f"model's {n_classes} outputs; missing classes {missing}"
+                f"model's {ctx.n_classes} outputs; missing classes {missing}"
             )
+    if "NMF" in methods and float(ctx.z_fit.min()) < 0:
+        raise ValueError(
+            "methods: 'NMF' needs nonnegative activations, but the layer's "
+            f"pooled activations reach {float(ctx.z_fit.min()):.3g}; choose a "
+            "layer after a ReLU or leave NMF out of methods"
+        )
 
 
 def _check(
     methods: Sequence[str], seeds: Sequence[int], n_maps: int, masks: Any, n: int
 ) -> None:
+    """Known, distinct methods; distinct int seeds; ``n_maps``; ``masks`` shape."""
     if isinstance(methods, str) or not methods:
         raise ValueError("methods must be a non-empty sequence of method names")
     for name in methods:
         method_kind(name)
     if len(set(methods)) != len(methods):
         raise ValueError(f"methods holds repeated names: {list(methods)}")
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
-        raise TypeError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
+    if not seeds:
+        raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
+    for s in seeds:
+        check_int(s, "seeds[i]", minimum=None)
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds holds repeated values: {list(seeds)}")
-    if isinstance(n_maps, bool) or not isinstance(n_maps, int) or n_maps < 1:
-        raise ValueError(f"n_maps must be a positive int, got {n_maps!r}")
+    check_int(n_maps, "n_maps")
     if masks is not None:
         if not isinstance(masks, Tensor) or masks.ndim != 4 or masks.shape[0] != n:
             shape = tuple(masks.shape) if isinstance(masks, Tensor) else masks
@@ -99,166 +134,74 @@ def _check(
             )
 
 
-def _mean(values: Sequence[float]) -> float:
-    finite = [float(v) for v in values if math.isfinite(float(v))]
-    return sum(finite) / len(finite) if finite else math.nan
+def seed_stability(fits: list[dict[int, Tensor]]) -> list[float]:
+    """Stability of concept fits across seeds, one score per pair of seeds.
 
+    The score of a pair is :func:`~captum_srae.evaluation.metrics.match_features`
+    of the two fits' x-features, averaged over classes. With two seeds there
+    is the one pair; with more, each seed is paired with the next
+    (cyclically), so every seed takes part in two pairs.
 
-class _Context:
-    """Everything shared by the methods: activations, scores, map images."""
+    Args:
+        fits (list[dict[int, Tensor]]): per seed, the x-features
+            ``(N, n_concepts)`` of each class on the same held-out inputs.
 
-    def __init__(
-        self,
-        model: nn.Module,
-        module: nn.Module,
-        z_fit: Tensor,
-        y_fit: Tensor,
-        z_test: Tensor,
-        y_test: Tensor,
-        x_maps: Tensor,
-        labels: Tensor | None,
-        masks: Tensor | None,
-        relevant: Tensor | None,
-        n_steps: int,
-        baseline: str,
-    ) -> None:
-        self.model, self.module = model, module
-        self.z_fit, self.y_fit, self.z_test, self.y_test = z_fit, y_fit, z_test, y_test
-        self.x_maps, self.labels, self.masks = x_maps, labels, masks
-        self.relevant, self.n_steps, self.baseline = relevant, n_steps, baseline
-        self.pred = y_test.argmax(dim=1)
-        self.pred_maps = self.pred[: x_maps.shape[0]]
-        self.n_classes = int(y_test.shape[1])
-
-    def class_map_metrics(self, maps: Tensor) -> dict[str, float]:
-        """Localisation and deletion/insertion of class maps ``(n, H, W)``."""
-        out: dict[str, float] = {}
-        if self.relevant is not None:
-            out["pointing_game"] = float(M.pointing_game(maps, self.relevant).score)
-            rma = M.relevance_mass_accuracy(maps, self.relevant)
-            out["relevance_mass"] = float(rma.score)
-        kw = {"baseline": self.baseline, "n_steps": self.n_steps}
-        tgt = self.pred_maps
-        out["deletion_auc"] = float(
-            M.deletion_curve(self.model, self.x_maps, maps, tgt, **kw).auc.mean()
-        )
-        out["insertion_auc"] = float(
-            M.insertion_curve(self.model, self.x_maps, maps, tgt, **kw).auc.mean()
-        )
-        return out
-
-
-def _concept_metrics(
-    ctx: _Context, models: Mapping[int, nn.Module]
-) -> tuple[dict[str, float], dict[int, Tensor]]:
-    """All metrics of one fit of a concept method (one model per class)."""
-    out: dict[str, float] = {}
-    faith = [M.faithfulness(m, ctx.z_test, ctx.y_test[:, t]) for t, m in models.items()]
-    for key in ("r2", "rmse", "relative_rmse", "ice_error"):
-        out[key] = _mean([float(getattr(f, key).mean()) for f in faith])
-    e_all: dict[int, Tensor] = {}
-    xnn: dict[int, Tensor] = {}
-    sig, l0, hoyer, recon = [], [], [], []
-    orth: dict[str, list[float]] = {}
-    with torch.no_grad():
-        for t, m in models.items():
-            e = m.encode(ctx.z_test)
-            e_all[t], xnn[t] = e, m.predict(e)[:, 0]
-            rows = ctx.pred == t
-            if bool(rows.any()):
-                c = m.contributions(e[rows])[:, 0, :]
-                positive = c.clamp_min(0).sum(dim=1) > 0  # else m_i = 0: no credit
-                if bool(positive.any()):
-                    counts = M.significant_features(c[positive]).float()
-                    sig.append(float(counts.mean()))
-            l0.append(float(M.l0_sparsity(e, as_fraction=True).mean()))
-            hoyer.append(float(M.hoyer_sparsity(e).mean()))
-            res = M.orthogonality(e, m.weight[0])
-            for key, value in res._asdict().items():
-                orth.setdefault(key, []).append(float(value))
-            pr = M.partial_reconstruction(m.decode(e), ctx.z_test)
-            recon.append(float(pr.fraction_explained))
-    out["top1_agreement"] = float(M.top1_agreement(ctx.y_test, xnn))
-    if ctx.labels is not None and ctx.n_classes >= 2:
-        try:
-            out["completeness"] = float(M.completeness(ctx.labels, ctx.y_test, xnn))
-        except ValueError:  # model not better than chance: undefined
-            pass
-    out["significant_features"] = _mean(sig)
-    out["l0"], out["hoyer"] = _mean(l0), _mean(hoyer)
-    for key in ("mean_abs_cosine", "max_abs_cosine", "mean_abs_cosine_weighted"):
-        out[key] = _mean(orth[key])
-    for key in ("pull_away_images", "pull_away_features", "correlation_offdiag"):
-        out[key] = _mean(orth[key])
-    out["reconstructed_dims"] = _mean(recon)
-    out.update(_concept_map_metrics(ctx, models))
-    return out, e_all
-
-
-def _concept_map_metrics(
-    ctx: _Context, models: Mapping[int, nn.Module]
-) -> dict[str, float]:
-    """Part association, concept- and class-level maps of one fit."""
-    sa = SRAEAttribution.from_sraes(
-        ctx.model, ctx.module, dict(models), n_outputs=ctx.n_classes
-    )
-    out: dict[str, float] = {}
-    x = ctx.x_maps
-    purity, iou = [], []
-    del_sum = ins_sum = start_sum = 0.0
-    kw = {"baseline": ctx.baseline, "n_steps": ctx.n_steps}
-    for t, m in models.items():
-        maps = sa.attribute(x, target=t)
-        if ctx.masks is not None:
-            assoc = M.part_association(maps, ctx.masks)
-            active = assoc.iou.sum(dim=1) > 0
-            if bool(active.any()):
-                purity.append(float(assoc.purity[active].mean()))
-                iou.append(float(assoc.iou[active].max(dim=1).values.mean()))
-        rows = torch.nonzero(ctx.pred_maps == t).flatten()
-        if rows.numel() == 0:
-            continue
-        with torch.no_grad():
-            c = m.contributions(m.encode(ctx.z_test[rows]))[:, 0, :]
-        top = c.argmax(dim=1)
-        xm = XFeatureModel(ctx.model, ctx.module, m, pooling=m.config.pooling)
-        sel = maps[rows, top]
-        with torch.no_grad():
-            start = xm(x[rows]).gather(1, top[:, None])[:, 0]
-        keep = start > 1e-6  # normalise by the x-feature's own value
-        if not bool(keep.any()):
-            continue
-        xs, ss, ks, s0 = x[rows][keep], sel[keep], top[keep], start[keep]
-        # summed AUCs over summed start values: images where the x-feature is
-        # barely active cannot dominate the ratio
-        del_sum += float(M.deletion_curve(xm, xs, ss, ks, **kw).auc.sum())
-        ins_sum += float(M.insertion_curve(xm, xs, ss, ks, **kw).auc.sum())
-        start_sum += float(s0.sum())
-    if purity:
-        out["part_purity"], out["part_iou"] = _mean(purity), _mean(iou)
-    if start_sum > 0:
-        out["concept_deletion_auc"] = del_sum / start_sum
-        out["concept_insertion_auc"] = ins_sum / start_sum
-    start = time.perf_counter()
-    tgt = ctx.pred_maps.tolist()
-    cls_maps = sa.attribute(x, target=tgt, output="class")[:, 0]
-    out["map_seconds"] = time.perf_counter() - start
-    out.update(ctx.class_map_metrics(cls_maps))
-    return out
-
-
-def _stability(fits: list[dict[int, Tensor]]) -> list[float]:
-    """Matching scores of pairs of seeds, averaged over classes: with two seeds
-    the one pair; with more, each seed with the next (cyclically), so every
-    seed takes part in two pairs. Empty with one seed."""
+    Returns:
+        *list[float]*: one score per pair; empty with one seed.
+    """
     n = len(fits)
     if n < 2:
         return []
     pairs = [(0, 1)] if n == 2 else list(itertools.pairwise([*range(n), 0]))
     return [
-        _mean([float(M.match_features(fits[j][t], fits[k][t]).score) for t in fits[j]])
+        finite_mean(
+            [float(M.match_features(fits[j][t], fits[k][t]).score) for t in fits[j]]
+        )
         for j, k in pairs
     ]
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put ``model`` in eval mode for the block, then restore its ``training``."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _context(
+    model: nn.Module,
+    module: nn.Module,
+    fit_inputs: Tensor,
+    test_inputs: Tensor,
+    cfg: SRAEConfig,
+    batch_size: int,
+    labels: Tensor | None,
+    masks: Tensor | None,
+    relevant_parts: Sequence[int] | None,
+    n: int,
+    n_steps: int,
+    baseline: str,
+) -> ComparisonContext:
+    """Collect the activations and scores; keep ``n`` map inputs and masks."""
+    kw = {"pooling": cfg.pooling, "batch_size": batch_size}
+    z_fit, y_fit = collect_activations(model, module, fit_inputs, **kw)
+    z_test, y_test = collect_activations(model, module, test_inputs, **kw)
+    relevant = None
+    if masks is not None:
+        parts = (
+            list(range(masks.shape[1]))
+            if relevant_parts is None
+            else list(relevant_parts)
+        )
+        relevant = masks[:n][:, parts].any(dim=1)
+    return ComparisonContext(
+        model, module, z_fit, y_fit, z_test, y_test, test_inputs[:n],
+        labels, None if masks is None else masks[:n], relevant, n_steps, baseline,
+    )  # fmt: skip
 
 
 def compare(
@@ -282,19 +225,9 @@ def compare(
 ) -> ComparisonResult:
     r"""Compare explanation methods on one model, layer and data set.
 
-    Concept methods (SRAE and the baselines of :mod:`captum_srae.evaluation.baselines`)
-    fit ``config.n_concepts`` concepts for every class on the pooled
-    activations of ``fit_inputs``, once per seed; single-map methods (Captum's
-    ``LayerGradCam``, ``GuidedGradCam``, ``IntegratedGradients``,
-    ``Saliency``; ``"pytorch-grad-cam"`` with the ``peers`` extra) need no
-    fitting. On ``test_inputs`` every concept method gets the faithfulness,
-    agreement, conciseness, orthogonality and reconstruction metrics; on the
-    first ``n_maps`` test inputs every method's class map (for the model's
-    predicted class) gets deletion and insertion AUCs and, with ``masks``,
-    the pointing game and relevance mass against the union of the
-    ``relevant_parts`` masks, and concept maps get the part association. See
-    :data:`~captum_srae.evaluation.compare.METRIC_INFO` and :mod:`captum_srae.evaluation.metrics`
-    for the definitions.
+    Concept methods fit concepts per class on ``fit_inputs``; every method is
+    scored on ``test_inputs`` as :doc:`/compare` (and this module's docstring)
+    describes; the columns: :data:`~captum_srae.evaluation.compare.METRIC_INFO`.
 
     Args:
         model (nn.Module): the classifier, returning ``(N, C)`` scores.
@@ -307,10 +240,8 @@ def compare(
             ``test_inputs``. Default: None (no localisation metrics)
         relevant_parts (Sequence[int], optional): the parts the classes
             depend on, for the class-map localisation. Default: None (all)
-        methods (Sequence[str], optional): names of
-            :data:`~captum_srae.evaluation.compare.CONCEPT_METHODS` and
-            :data:`~captum_srae.evaluation.compare.MAP_METHODS`.
-            Default: :data:`~captum_srae.evaluation.compare.DEFAULT_METHODS`
+        methods (Sequence[str], optional): names of ``CONCEPT_METHODS`` and
+            ``MAP_METHODS``. Default: ``DEFAULT_METHODS``
         config (SRAEConfig, optional): the SRAE's settings; ``n_concepts``
             and ``pooling`` apply to every concept method, the autoencoder
             ablation changes only its documented fields. Default: None
@@ -326,8 +257,7 @@ def compare(
             ``{"SRAE": explainer.sraes_}``). Default: None
         batch_size (int, optional): images per forward pass when collecting
             activations. Default: 256
-        show_progress (bool, optional): a progress bar over the runs.
-            Default: True
+        show_progress (bool, optional): a progress bar. Default: True
 
     Returns:
         *ComparisonResult*: the table; ``to_dict()``, ``to_markdown()``,
@@ -338,52 +268,24 @@ def compare(
             ``n_maps``, ``masks``, ``labels`` or ``relevant_parts``, ``fitted``
             concepts that miss a class, or NMF on negative activations (all
             checked before the first fit).
-        TypeError: if ``seeds`` are not ints.
-
-    Examples::
-
-        >>> from captum_srae.evaluation.compare import compare
-        >>> res = compare(cnn, "conv4", x_train, x_test, masks=masks_test,
-        ...               relevant_parts=[2, 3], seeds=(0, 1, 2))
-        >>> print(res.to_markdown(["r2", "top1_agreement", "part_purity"]))
+        TypeError: if ``seeds`` or ``n_maps`` are not ints.
     """
-    _check(methods, seeds, n_maps, masks, int(test_inputs.shape[0]))
-    _check_data(labels, masks, relevant_parts, int(test_inputs.shape[0]))
+    n_test = int(test_inputs.shape[0])
+    _check(methods, seeds, n_maps, masks, n_test)
+    _check_data(labels, masks, relevant_parts, n_test)
     cfg = config if config is not None else SRAEConfig()
     module = resolve_layer(model, layer)
-    was_training = model.training
-    model.eval()
-    try:
-        kw = {"pooling": cfg.pooling, "batch_size": batch_size}
-        z_fit, y_fit = collect_activations(model, module, fit_inputs, **kw)
-        z_test, y_test = collect_activations(model, module, test_inputs, **kw)
-        _check_fitted(fitted or {}, methods, int(y_test.shape[1]))
-        if "NMF" in methods and float(z_fit.min()) < 0:
-            raise ValueError(
-                "methods: 'NMF' needs nonnegative activations, but the layer's "
-                f"pooled activations reach {float(z_fit.min()):.3g}; choose a "
-                "layer after a ReLU or leave NMF out of methods"
-            )
-        n = min(n_maps, int(test_inputs.shape[0]))
-        relevant = None
-        if masks is not None:
-            parts = (
-                list(range(masks.shape[1]))
-                if relevant_parts is None
-                else list(relevant_parts)
-            )
-            relevant = masks[:n][:, parts].any(dim=1)
-        ctx = _Context(
-            model, module, z_fit, y_fit, z_test, y_test, test_inputs[:n],
-            labels, None if masks is None else masks[:n], relevant, n_steps, baseline,
+    with _eval_mode(model):
+        ctx = _context(
+            model, module, fit_inputs, test_inputs, cfg, batch_size, labels,
+            masks, relevant_parts, min(n_maps, n_test), n_steps, baseline,
         )  # fmt: skip
+        _check_activations(ctx, methods, fitted or {})
         return _run(ctx, methods, cfg, seeds, fitted or {}, show_progress, layer)
-    finally:
-        model.train(was_training)
 
 
 def _run(
-    ctx: _Context,
+    ctx: ComparisonContext,
     methods: Sequence[str],
     cfg: SRAEConfig,
     seeds: Sequence[int],
@@ -421,12 +323,12 @@ def _run(
                         for t in range(ctx.n_classes)
                     }
                 fit_time = time.perf_counter() - start
-                row, e = _concept_metrics(ctx, models)
+                row, e = concept_metrics(ctx, models)
                 row["fit_seconds"] = fit_time
                 runs.append(row)
                 features.append(e)
                 bar.update()
-            for row, score in zip(runs, _stability(features), strict=False):
+            for row, score in zip(runs, seed_stability(features), strict=False):
                 row["stability"] = score
             per_seed[name] = runs
     finally:

@@ -14,6 +14,7 @@ from typing import Any, Union
 from torch import Tensor
 
 from captum_srae.evaluation.metrics.checks import matrix, number
+from captum_srae.utils.validation import check_int
 
 __all__ = ["completeness", "concept_scores", "top1_agreement"]
 
@@ -75,7 +76,7 @@ def concept_scores(logits: Tensor, xnn_scores: XNNScores) -> Tensor:
             f"of Tensors or a callable, got {type(xnn_scores).__name__}"
         )
     for c, value in items:
-        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < n_cls:
+        if check_int(c, "xnn_scores key", minimum=0) >= n_cls:
             raise ValueError(
                 f"xnn_scores keys must be class indices in [0, {n_cls}), got {c!r}"
             )

@@ -80,15 +80,6 @@ def number(
     return v
 
 
-def positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return int(value)
-
-
 def spatial_maps(
     attributions: Any, name: str, n: int, size: tuple[int, int] | None
 ) -> Tensor:

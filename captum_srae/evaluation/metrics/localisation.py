@@ -135,6 +135,46 @@ class PartAssociation(NamedTuple):
     thresholds: Tensor
 
 
+def _association_inputs(attributions: Any, masks: Any) -> tuple[Tensor, Tensor]:
+    """Checked ``(N, K, h, w)`` maps and ``(N, P, H, W)`` boolean masks."""
+    m = bool_masks(masks, "masks", 4)
+    a = as_float_tensor(attributions, "attributions")
+    if a.ndim != 4 or a.shape[0] != m.shape[0]:
+        raise ValueError(
+            f"attributions must have shape ({m.shape[0]}, K, h, w), got "
+            f"{tuple(a.shape)}"
+        )
+    check_finite(a, "attributions")
+    return a, m
+
+
+def _association_levels(
+    threshold: str, level: float | None, cover_threshold: float
+) -> tuple[float, float]:
+    """The checked binarisation ``level`` (or its default) and cover threshold."""
+    if threshold not in ("relative", "quantile"):
+        raise ValueError(
+            f"threshold must be 'relative' or 'quantile', got {threshold!r}"
+        )
+    lvl = number(
+        (0.5 if threshold == "relative" else 0.8) if level is None else level,
+        "level",
+        low=0,
+        high=1,
+    )
+    return lvl, number(cover_threshold, "cover_threshold", low=0, high=1)
+
+
+def _binarised(maps: Tensor, threshold: str, level: float) -> tuple[Tensor, Tensor]:
+    """The region ``T_ik`` of flat maps ``(N, HW)`` and its threshold(s)."""
+    if threshold == "relative":
+        tau = level * maps.max(dim=1, keepdim=True).values
+        return (maps > 0) & (maps >= tau), tau[:, 0]
+    # numpy: torch.quantile refuses inputs above 2**24 values
+    tau = maps.new_tensor(float(np.quantile(maps.cpu().numpy(), level)))
+    return maps > tau, tau
+
+
 def part_association(
     attributions: Tensor,
     masks: Tensor,
@@ -173,25 +213,8 @@ def part_association(
     Returns:
         *PartAssociation*
     """
-    m = bool_masks(masks, "masks", 4)
-    a = as_float_tensor(attributions, "attributions")
-    if a.ndim != 4 or a.shape[0] != m.shape[0]:
-        raise ValueError(
-            f"attributions must have shape ({m.shape[0]}, K, h, w), got "
-            f"{tuple(a.shape)}"
-        )
-    check_finite(a, "attributions")
-    if threshold not in ("relative", "quantile"):
-        raise ValueError(
-            f"threshold must be 'relative' or 'quantile', got {threshold!r}"
-        )
-    lvl = number(
-        (0.5 if threshold == "relative" else 0.8) if level is None else level,
-        "level",
-        low=0,
-        high=1,
-    )
-    cov = number(cover_threshold, "cover_threshold", low=0, high=1)
+    a, m = _association_inputs(attributions, masks)
+    lvl, cov = _association_levels(threshold, level, cover_threshold)
     size = tuple(m.shape[-2:])
     n, k = a.shape[:2]
     mf = m.flatten(2).to(a.device)  # (N, P, HW)
@@ -199,15 +222,8 @@ def part_association(
     thresholds = []
     for j in range(k):
         maps = spatial_maps(a[:, j], f"attributions[:, {j}]", n, size).flatten(1)
-        if threshold == "relative":
-            tau = lvl * maps.max(dim=1, keepdim=True).values
-            region = (maps > 0) & (maps >= tau)
-            thresholds.append(tau[:, 0])
-        else:
-            # numpy: torch.quantile refuses inputs above 2**24 values
-            tau = maps.new_tensor(float(np.quantile(maps.cpu().numpy(), lvl)))
-            region = maps > tau
-            thresholds.append(tau)
+        region, tau = _binarised(maps, threshold, lvl)
+        thresholds.append(tau)
         inter = (region[:, None] & mf).sum(dim=(0, 2))
         union = (region[:, None] | mf).sum(dim=(0, 2))
         iou[j] = inter.to(a.dtype) / union.clamp_min(1).to(a.dtype)

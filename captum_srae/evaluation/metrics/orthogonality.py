@@ -133,14 +133,14 @@ def correlation_offdiag_norm(x_features: Tensor, *, normalize: bool = False) -> 
     e = _features(x_features)
     if e.shape[0] < 2:
         raise ValueError(f"x_features must have at least 2 rows, got {e.shape[0]}")
-    corr = _correlation(e, e)
+    corr = column_correlation(e, e)
     k = e.shape[1]
     off = corr - torch.diag(torch.diagonal(corr))
     value = torch.linalg.matrix_norm(off)
     return value / (k * (k - 1)) ** 0.5 if normalize else value
 
 
-def _correlation(a: Tensor, b: Tensor) -> Tensor:
+def column_correlation(a: Tensor, b: Tensor) -> Tensor:
     """Pearson correlation of the columns of ``a`` with those of ``b``;
     zero-variance columns give 0."""
     ac = a - a.mean(dim=0)

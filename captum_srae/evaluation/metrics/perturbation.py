@@ -18,22 +18,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 import torch
 from torch import Tensor
 from torchvision.transforms.functional import gaussian_blur
 
-from captum_srae.attribution.heatmaps import run_model
+from captum_srae.activations.early_exit import run_model
 from captum_srae.evaluation.metrics.checks import (
     number,
-    positive_int,
     select_target,
     spatial_maps,
 )
-from captum_srae.utils.validation import as_float_tensor, check_finite
+from captum_srae.utils.captum_compat import format_additional_forward_args
+from captum_srae.utils.validation import as_float_tensor, check_finite, check_int
 
-__all__ = ["PerturbationCurve", "deletion_curve", "insertion_curve", "make_baseline"]
+__all__ = [
+    "CurveOptions",
+    "PerturbationCurve",
+    "deletion_curve",
+    "insertion_curve",
+    "make_baseline",
+]
 
 
 class PerturbationCurve(NamedTuple):
@@ -104,18 +110,18 @@ def make_baseline(
     )
 
 
-def _curve(
-    mode: str,
-    forward_func: Callable[..., Any],
-    inputs: Tensor,
-    attributions: Tensor,
-    target: Any,
-    baseline: str | float | Tensor,
-    n_steps: int,
-    internal_batch_size: int | None,
-    additional_forward_args: Any,
-    blur_sigma: float | None,
-) -> PerturbationCurve:
+class CurveOptions(TypedDict, total=False):
+    """The keyword options of :func:`deletion_curve` and :func:`insertion_curve`."""
+
+    baseline: str | float | Tensor
+    n_steps: int
+    internal_batch_size: int | None
+    additional_forward_args: Any
+    blur_sigma: float | None
+
+
+def _checked_images(forward_func: Any, inputs: Any) -> Tensor:
+    """``inputs`` as finite float images ``(N, C, H, W)`` for a callable model."""
     if not callable(forward_func):
         raise TypeError(
             f"forward_func must be callable, got {type(forward_func).__name__}"
@@ -124,14 +130,11 @@ def _curve(
     if x.ndim != 4:
         raise ValueError(f"inputs must have shape (N, C, H, W), got {tuple(x.shape)}")
     check_finite(x, "inputs")
-    n, _, h, w = x.shape
-    steps = positive_int(n_steps, "n_steps")
-    size = (
-        n
-        if internal_batch_size is None
-        else positive_int(internal_batch_size, "internal_batch_size")
-    )
-    maps = spatial_maps(attributions, "attributions", n, (h, w)).to(x.device)
+    return x
+
+
+def _checked_target(target: Any, n: int) -> int | Tensor | None:
+    """``target`` as None, an int, or a flat index tensor of ``n`` examples."""
     if target is not None and not isinstance(target, int):
         target = torch.as_tensor(target).long()
         if target.ndim == 0:  # a numpy or 0-d tensor index
@@ -143,20 +146,47 @@ def _curve(
                 f"target must be an int or hold one index per example ({n}), got "
                 f"{target.numel()} values"
             )
-    base = make_baseline(x, baseline, blur_sigma)
-    extra = (
-        ()
-        if additional_forward_args is None
-        else (
-            additional_forward_args
-            if isinstance(additional_forward_args, tuple)
-            else (additional_forward_args,)
-        )
-    )
-    # rank of each pixel: 0 for the most relevant (ties: lower index first)
+    return target
+
+
+def _pixel_ranks(maps: Tensor) -> Tensor:
+    """Rank ``(N, HW)`` of each pixel: 0 for the most relevant (ties: lower
+    index first)."""
+    n = maps.shape[0]
     order = torch.argsort(-maps.reshape(n, -1), dim=1, stable=True)
     rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(h * w, device=x.device).expand(n, -1))
+    positions = torch.arange(order.shape[1], device=maps.device).expand(n, -1)
+    rank.scatter_(1, order, positions)
+    return rank
+
+
+def _curve(
+    mode: str,
+    forward_func: Callable[..., Any],
+    inputs: Tensor,
+    attributions: Tensor,
+    target: Any,
+    *,
+    baseline: str | float | Tensor = "blur",
+    n_steps: int = 20,
+    internal_batch_size: int | None = None,
+    additional_forward_args: Any = None,
+    blur_sigma: float | None = None,
+) -> PerturbationCurve:
+    """Both curves; ``mode`` is ``"deletion"`` or ``"insertion"``."""
+    x = _checked_images(forward_func, inputs)
+    n, _, h, w = x.shape
+    steps = check_int(n_steps, "n_steps")
+    size = (
+        n
+        if internal_batch_size is None
+        else check_int(internal_batch_size, "internal_batch_size")
+    )
+    maps = spatial_maps(attributions, "attributions", n, (h, w)).to(x.device)
+    target = _checked_target(target, n)
+    base = make_baseline(x, baseline, blur_sigma)
+    extra = format_additional_forward_args(additional_forward_args)
+    rank = _pixel_ranks(maps)
     counts = torch.round(torch.linspace(0, 1, steps + 1) * h * w).long().to(x.device)
     fractions = torch.linspace(0, 1, steps + 1, dtype=x.dtype)
     t_idx, i_idx = torch.meshgrid(
@@ -190,12 +220,7 @@ def deletion_curve(
     inputs: Tensor,
     attributions: Tensor,
     target: int | list[int] | Tensor | None = None,
-    *,
-    baseline: str | float | Tensor = "blur",
-    n_steps: int = 20,
-    internal_batch_size: int | None = None,
-    additional_forward_args: Any = None,
-    blur_sigma: float | None = None,
+    **options: Unpack[CurveOptions],
 ) -> PerturbationCurve:
     r"""Deletion curve: remove the most relevant pixels first.
 
@@ -236,18 +261,7 @@ def deletion_curve(
         >>> xm = XFeatureModel(net, net.conv3, sa.sraes_[3])
         >>> deletion_curve(xm, x, maps, target=k).auc.mean()
     """
-    return _curve(
-        "deletion",
-        forward_func,
-        inputs,
-        attributions,
-        target,
-        baseline,
-        n_steps,
-        internal_batch_size,
-        additional_forward_args,
-        blur_sigma,
-    )
+    return _curve("deletion", forward_func, inputs, attributions, target, **options)
 
 
 def insertion_curve(
@@ -255,12 +269,7 @@ def insertion_curve(
     inputs: Tensor,
     attributions: Tensor,
     target: int | list[int] | Tensor | None = None,
-    *,
-    baseline: str | float | Tensor = "blur",
-    n_steps: int = 20,
-    internal_batch_size: int | None = None,
-    additional_forward_args: Any = None,
-    blur_sigma: float | None = None,
+    **options: Unpack[CurveOptions],
 ) -> PerturbationCurve:
     r"""Insertion curve: start from the baseline, restore the most relevant
     pixels first.
@@ -273,15 +282,4 @@ def insertion_curve(
     Returns:
         *PerturbationCurve*: fractions, scores ``(N, T+1)`` and AUC ``(N,)``.
     """
-    return _curve(
-        "insertion",
-        forward_func,
-        inputs,
-        attributions,
-        target,
-        baseline,
-        n_steps,
-        internal_batch_size,
-        additional_forward_args,
-        blur_sigma,
-    )
+    return _curve("insertion", forward_func, inputs, attributions, target, **options)

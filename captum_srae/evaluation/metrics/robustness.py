@@ -16,8 +16,8 @@ import torch
 from captum.metrics import infidelity, sensitivity_max
 from torch import Tensor
 
-from captum_srae.evaluation.metrics.checks import number, positive_int, spatial_maps
-from captum_srae.utils.validation import as_float_tensor, check_finite
+from captum_srae.evaluation.metrics.checks import number, spatial_maps
+from captum_srae.utils.validation import as_float_tensor, check_finite, check_int
 
 __all__ = ["attribution_infidelity", "attribution_sensitivity", "gaussian_perturbation"]
 
@@ -111,7 +111,7 @@ def attribution_infidelity(
         )
     x = as_float_tensor(inputs, "inputs")
     phi = _as_input_shaped(attributions, x)
-    samples = positive_int(n_perturb_samples, "n_perturb_samples")
+    samples = check_int(n_perturb_samples, "n_perturb_samples")
     pf = gaussian_perturbation() if perturb_func is None else perturb_func
     if not callable(pf):
         raise TypeError(f"perturb_func must be callable, got {type(pf).__name__}")
@@ -173,7 +173,7 @@ def attribution_sensitivity(
         )
     x = as_float_tensor(inputs, "inputs")
     r = number(perturb_radius, "perturb_radius", low=0, low_open=True)
-    samples = positive_int(n_perturb_samples, "n_perturb_samples")
+    samples = check_int(n_perturb_samples, "n_perturb_samples")
     return sensitivity_max(
         fn,
         x,

@@ -10,7 +10,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from captum_srae.evaluation.metrics.checks import matrix, promote
-from captum_srae.evaluation.metrics.orthogonality import _correlation
+from captum_srae.evaluation.metrics.orthogonality import column_correlation
 
 __all__ = ["FeatureMatching", "match_features"]
 
@@ -68,7 +68,7 @@ def match_features(x_features_a: Tensor, x_features_b: Tensor) -> FeatureMatchin
             f"{a.shape[0]} and {b.shape[0]}"
         )
     a, b = promote(a, b)
-    corr = _correlation(a, b)
+    corr = column_correlation(a, b)
     rows, cols = linear_sum_assignment(corr.abs().cpu().numpy(), maximize=True)
     r = torch.as_tensor(rows, dtype=torch.long)
     c = torch.as_tensor(cols, dtype=torch.long)

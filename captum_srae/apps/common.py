@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-r"""What the ``fit``, ``explain`` and ``report`` commands share.
+r"""What the ``fit``, ``explain`` and ``report`` commands and the demo share.
 
 Building the user's model (a torchvision name or ``module:callable``, with a
 weights file), the side file ``fit.json`` that records how to rebuild the
@@ -209,18 +209,18 @@ def build_model(
             fit the architecture.
         FileNotFoundError: if ``weights`` does not exist.
     """
-    from captum_srae.datasets.models import (
-        _read_state_dict,
-        _state_dict_mismatch,
+    from captum_srae.datasets.weights import (
         load_torchvision_model,
+        read_state_dict,
+        state_dict_mismatch,
     )
 
     torch.manual_seed(seed)
     if ":" in spec:
         model = _callable_model(spec, num_classes)
         if weights is not None:
-            state = _read_state_dict(Path(weights))
-            problem = _state_dict_mismatch(model.state_dict(), state)
+            state = read_state_dict(Path(weights))
+            problem = state_dict_mismatch(model.state_dict(), state)
             if problem:
                 raise ValueError(f"weights in {weights} do not fit {spec}: {problem}")
             model.load_state_dict(state)

@@ -166,14 +166,10 @@ def test_poisoned_activations_or_scores_are_rejected(bad):
         _fit(z, y)
 
 
-@pytest.mark.parametrize(
-    ("value", "error"),
-    [(-1, ValueError), (1.5, TypeError), (True, TypeError), ("3", TypeError)],
-)
-def test_nan_retries_is_validated(value, error):
-    with pytest.raises(error, match="nan_retries"):
+@pytest.mark.parametrize("value", [-1, 1.5, True, "3"])
+def test_nan_retries_is_validated(value):
+    with pytest.raises(ValueError, match="nan_retries"):
         SRAEConfig(nan_retries=value)
-    assert SRAEConfig(nan_retries=0).nan_retries == 0
 
 
 # --------------------------------------------------------- checkpoint/resume

@@ -54,6 +54,7 @@ from captum_srae.training.fit import ArrayLike, fit_in_memory
 from captum_srae.training.history import TrainingHistory
 from captum_srae.training.parallel import Parallel
 from captum_srae.training.streaming import fit_store
+from captum_srae.utils.validation import check_int
 
 __all__ = [
     "collect_activations_distributed",
@@ -174,8 +175,9 @@ def fit_srae_distributed(
         *tuple[SRAE, TrainingHistory]*: the same network on every rank.
 
     Raises:
-        ValueError: if ``world_size`` disagrees with the process group,
-            ``y`` is missing for in-memory ``z`` or given with a store.
+        TypeError: if ``world_size`` is not an int.
+        ValueError: if ``world_size`` is below 1 or disagrees with the process
+            group, ``y`` is missing for in-memory ``z`` or given with a store.
     """
     streaming = isinstance(z, ActivationStore)
     if streaming and y is not None:
@@ -201,9 +203,7 @@ def fit_srae_distributed(
 
         parallel = Parallel(parts=world, rank=rank, mean=_global_mean, wrap=wrap)
     else:
-        parts = 1 if world_size is None else int(world_size)
-        if parts < 1:
-            raise ValueError(f"world_size must be at least 1, got {world_size!r}")
+        parts = 1 if world_size is None else check_int(world_size, "world_size")
         parallel = Parallel(parts=parts)
     show = show_progress and rank == 0
     if isinstance(z, ActivationStore):

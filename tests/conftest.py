@@ -7,13 +7,15 @@ Test modules take these as fixtures and never import from one another;
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from captum_srae import SRAE, SRAEConfig
+from captum_srae.utils.cache import CACHE_ENV
 
 
 def _tiny_cnn(
@@ -133,3 +135,17 @@ def hand_srae() -> SRAE:
 def x_hand() -> torch.Tensor:
     """The 1x1x2x2 float64 input of ``hand_net``: [[1, 2], [3, -4]]."""
     return torch.tensor([[[[1.0, 2.0], [3.0, -4.0]]]], dtype=torch.float64)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_in_a_temporary_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Path]:
+    """Every test caches trained CNNs in one temporary folder of the session,
+    never in the user's ``~/.cache`` (tests that check the cache rules set
+    the variables themselves with ``monkeypatch``)."""
+    folder = tmp_path_factory.mktemp("captum-srae-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv(CACHE_ENV, str(folder))
+    yield folder
+    patch.undo()

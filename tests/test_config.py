@@ -8,6 +8,7 @@ import json
 import pytest
 
 from captum_srae import SRAEConfig
+from captum_srae.core.config import QI2021_SCHEDULE
 
 
 def test_authors_preset_has_the_papers_values():
@@ -33,7 +34,9 @@ def test_default_preset_differs_only_in_scale_handling():
         for f in dataclasses.fields(SRAEConfig)
         if getattr(default, f.name) != getattr(paper, f.name)
     }
-    assert diff == {"alpha_pred", "standardize"}
+    # the authors' weights, no standardisation, and their training schedule
+    assert diff == {"alpha_pred", "standardize"} | set(QI2021_SCHEDULE)
+    assert all(getattr(paper, k) == v for k, v in QI2021_SCHEDULE.items())
     assert SRAEConfig.preset("qi2021", n_concepts=12).n_concepts == 12
 
 

@@ -50,7 +50,10 @@ def ref_r2(y: np.ndarray, pred: np.ndarray) -> float:
     return sum(scores) / len(scores)
 
 
-def test_streaming_fit_reaches_the_in_memory_quality(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "override", [{}, {"epoch_samples": 400, "batch_size": 50, "lr": 1e-3}]
+)
+def test_streaming_fit_reaches_the_in_memory_quality(tmp_path, override) -> None:
     z, y = three_factor_problem(3000, 32, seed=1)
     store = make_store(tmp_path, z, y, shard_size=1024)
     cfg = SRAEConfig(
@@ -59,10 +62,12 @@ def test_streaming_fit_reaches_the_in_memory_quality(tmp_path) -> None:
         pretrain_epochs=2,
         max_epochs=40,
         retune_rounds=1,
+        **override,
     )
     ref, ref_hist = fit_srae(z, y, cfg, show_progress=False)
     got, hist = fit_srae(store, config=cfg, show_progress=False)
-    assert ref_hist.val_r2 > 0.97
+    # 40 epochs of 400 rows are a sixth of the work of 40 whole epochs
+    assert ref_hist.val_r2 > (0.93 if override else 0.97)  # measured 0.943, 0.98
     assert abs(hist.val_r2 - ref_hist.val_r2) < 0.01
     # same split, same standardisation as the in-memory fit
     train, val = holdout_split(3000, cfg.val_fraction, cfg.seed)
@@ -179,6 +184,107 @@ def test_streamed_least_squares_and_evaluation_match_in_memory(tmp_path) -> None
     )
 
 
+def count_reads(monkeypatch) -> dict[str, list[int]]:
+    """Count the rows read from any store between marks: ``epoch``, the rows
+    read since the last mark at each held-out evaluation (once per
+    fine-tuning epoch), and ``contrib``, the rows read by each round's mean
+    contributions."""
+    log: dict[str, list[int]] = {"epoch": [], "contrib": []}
+    total, mark = [0], [0]
+    rows, evaluate = ActivationStore.rows, StreamSplit.evaluate
+    contrib = StreamSplit.mean_contributions
+
+    def spy_rows(self, index):
+        total[0] += len(index)
+        return rows(self, index)
+
+    def spy_evaluate(self, srae):
+        out = evaluate(self, srae)
+        log["epoch"].append(total[0] - mark[0])
+        mark[0] = total[0]
+        return out
+
+    def spy_contrib(self, srae):
+        out = contrib(self, srae)
+        log["contrib"].append(total[0] - mark[0])
+        mark[0] = total[0]
+        return out
+
+    monkeypatch.setattr(ActivationStore, "rows", spy_rows)
+    monkeypatch.setattr(StreamSplit, "evaluate", spy_evaluate)
+    monkeypatch.setattr(StreamSplit, "mean_contributions", spy_contrib)
+    return log
+
+
+@pytest.mark.filterwarnings("ignore:SRAE re-tuning did not meet")
+@pytest.mark.parametrize("epoch_samples", [150, None])
+def test_epoch_and_round_reads_do_not_grow_with_n(
+    tmp_path, monkeypatch, epoch_samples
+) -> None:
+    cfg = TINY.replace(
+        max_epochs=3, patience=10, retune_rounds=2, retune_warm_start=False
+    )
+    cfg = cfg.replace(epoch_samples=epoch_samples, retune_min_ratio=0.99)
+    for n in (600, 2400):
+        z, y = three_factor_problem(n, 16, seed=2)
+        store = make_store(tmp_path / str(n), z, y)
+        log = count_reads(monkeypatch)
+        _, history = fit_srae_streaming(
+            store, cfg, show_progress=False, window=128, check_rows=64
+        )
+        assert len(history.rounds) == 2 and len(log["contrib"]) == 2
+        epochs = log["epoch"][1:]  # the first also holds the one-off passes
+        assert len(epochs) == 5
+        if epoch_samples is None:  # every training and held-out row, as before
+            assert epochs == [n] * 5
+            assert log["contrib"] == [history.n_train] * 2
+        else:  # the epoch's training rows only: the held-out rows are in memory
+            assert epochs == [epoch_samples] * 5
+            assert log["contrib"] == [0, 0]
+        assert np.isfinite(history.val_r2)
+
+
+def test_held_out_and_check_subsets_are_the_in_memory_fits(tmp_path) -> None:
+    z, y = three_factor_problem(400, 12, seed=3)
+    y = y[:, None]
+    store = make_store(tmp_path, z, y)
+    cfg = TINY.replace(epoch_samples=50)
+    train, val = holdout_split(400, cfg.val_fraction, cfg.seed)
+    ref = split_for(store, cfg, window=96)
+    srae, cpu = ref.srae, torch.device("cpu")
+    data = StreamSplit(
+        store,
+        srae,
+        ref.is_val,
+        train[:50].numpy(),
+        cpu,
+        Parallel(),
+        32,
+        val_rows=val[:50].numpy(),
+        check_contributions=True,
+    )
+    mem = MemorySplit(z[train], y[train], z[val[:50]], y[val[:50]], check_limit=50)
+    torch.testing.assert_close(data.check_rows, mem.check_rows)
+    assert data.val_rows is not None
+    torch.testing.assert_close(data.val_rows[0], mem.z_val)
+    mse, r2 = data.evaluate(srae)
+    mem_mse, mem_r2 = mem.evaluate(srae)
+    assert mse == pytest.approx(mem_mse, rel=1e-5)
+    assert r2 == pytest.approx(mem_r2, abs=1e-6)
+    torch.testing.assert_close(
+        data.mean_contributions(srae),
+        mem.mean_contributions(srae),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+    # the final metrics still cover every held-out row
+    got, history = fit_srae_streaming(store, cfg, show_progress=False, window=96)
+    with torch.no_grad():
+        pred = got(z).prediction.double().numpy()
+    y2 = y.double().numpy()
+    assert history.val_r2 == pytest.approx(ref_r2(y2[val], pred[val]), abs=1e-6)
+
+
 def test_bad_input_is_rejected(tmp_path) -> None:
     z, y = three_factor_problem(200, 8, seed=4)
     store = make_store(tmp_path, z, y)
@@ -214,7 +320,11 @@ def test_world_size_one_equals_the_plain_streaming_fit(tmp_path) -> None:
         torch.testing.assert_close(a.state_dict()[key], value, rtol=0, atol=0)
 
 
-DDP_CFG = TINY.replace(dropout=0.0, max_epochs=2, hidden_sizes=(24, 8))
+# epoch_samples below both sides of the split: every rank must draw the same
+# training, check and held-out subsets
+DDP_CFG = TINY.replace(
+    dropout=0.0, max_epochs=2, hidden_sizes=(24, 8), epoch_samples=50
+)
 
 
 def ddp_worker(rank: int, port: int, path: str) -> None:

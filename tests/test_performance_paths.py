@@ -214,19 +214,25 @@ def test_batches_cap_takes_a_prefix_of_the_same_permutation() -> None:
     capped = shuffled_batches(10, 3, torch.Generator().manual_seed(5), cap=7)
     assert [b.numel() for b in capped] == [3, 3, 1]
     assert torch.equal(torch.cat(capped), full[:7])
-    assert torch.equal(
-        torch.cat(shuffled_batches(10, 3, torch.Generator(), cap=50)).sort()[0],
-        torch.arange(10),
-    )
+    # a cap above n: one epoch of cap rows made of fresh permutations
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    long = torch.cat(shuffled_batches(10, 3, g1, cap=25))
+    assert long.numel() == 25
+    perms = [torch.randperm(10, generator=g2) for _ in range(3)]
+    assert torch.equal(long, torch.cat(perms)[:25])
+    assert torch.equal(long[:10].sort()[0], torch.arange(10))
 
 
 def test_epoch_samples_is_validated() -> None:
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="epoch_samples"):
             SRAEConfig(epoch_samples=bad)
-    assert (
-        SRAEConfig.from_dict(SRAEConfig(epoch_samples=64).to_dict()).epoch_samples == 64
-    )
+    cfg = SRAEConfig(epoch_samples=64, batch_size=32)
+    assert SRAEConfig.from_dict(cfg.to_dict()).epoch_samples == 64
+    # a budget below one minibatch is refused, naming the field
+    with pytest.raises(ValueError, match=r"epoch_samples \(64\) must be at least"):
+        SRAEConfig(epoch_samples=64)
+    assert SRAEConfig(epoch_samples=None, batch_size=4096).epoch_samples is None
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -260,7 +266,10 @@ def test_epoch_samples_bounds_each_epoch_and_keeps_quality(monkeypatch) -> None:
 
     monkeypatch.setattr(epochs, "shuffled_batches", recording)
     z, y = three_factor_problem(1500, 24, seed=4)
-    cfg = SRAEConfig(
+    cfg = SRAEConfig.preset(
+        "qi2021",  # minibatches of 50 and lr 1e-3, as when this was measured
+        alpha_pred=50.0,
+        standardize=True,
         hidden_sizes=(32, 12),
         epoch_samples=300,
         pretrain_epochs=1,

@@ -133,11 +133,11 @@ def test_nan_weights_in_pretraining_are_restored(monkeypatch):
     real = epochs.shuffled_batches
     calls = {"n": 0}
 
-    def batches(n, bs, gen):  # corrupt a weight once, at the 2nd pretrain epoch
+    def batches(n, bs, gen, cap=None):  # corrupt a weight at the 2nd pretrain epoch
         calls["n"] += 1
         if calls["n"] == 2:
             state["srae"].encoder[0].weight.data[0, 0] = float("inf")
-        return real(n, bs, gen)
+        return real(n, bs, gen, cap)
 
     state = {}
     real_pretrain = rounds.pretrain

@@ -146,6 +146,7 @@ TINY = DemoMode(
         max_epochs=3,
         retune_rounds=1,
         batch_size=32,
+        epoch_samples=None,
     ),
     12,
     4,

@@ -21,7 +21,8 @@ process calls the same functions:
   ranks draw their own masks, which changes the run as another seed would).
   The steps outside the minibatches (held-out evaluation, dead-unit checks,
   early stopping) run on every rank on the same data, so all ranks take the
-  same decisions. Given an
+  same decisions (with ``config.epoch_samples`` set, every rank draws the
+  same seeded subsets of training and held-out rows for them). Given an
   :class:`~captum_srae.activations.store.ActivationStore`, every rank
   streams it (:func:`~captum_srae.training.fit_srae_streaming`: memory
   independent of the number of rows) and reads the same minibatches.
@@ -223,15 +224,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("store", help="folder written by collect_activations_to_disk")
     fit.add_argument("out", help="folder for the fitted SRAE (written by rank 0)")
     fit.add_argument("--n-concepts", type=int, default=5)
-    fit.add_argument("--epoch-samples", type=int, default=None)
-    fit.add_argument("--batch-size", type=int, default=50)
+    fit.add_argument(
+        "--epoch-samples", type=int, default=None, help="default: SRAEConfig's"
+    )
+    fit.add_argument(
+        "--batch-size", type=int, default=None, help="default: SRAEConfig's"
+    )
     fit.add_argument("--backend", default=None, help="nccl or gloo")
     args = parser.parse_args(argv)
     rank, _, device = init_from_env(args.backend)
+    given = {"epoch_samples": args.epoch_samples, "batch_size": args.batch_size}
     config = SRAEConfig(
         n_concepts=args.n_concepts,
-        epoch_samples=args.epoch_samples,
-        batch_size=args.batch_size,
+        **{k: v for k, v in given.items() if v is not None},
     )
     srae, history = fit_srae_distributed(
         ActivationStore(args.store), config=config, device=device

@@ -54,8 +54,10 @@ def shuffled_batches(
         n (int): the number of rows.
         batch_size (int): rows per minibatch (the last may be smaller).
         gen (torch.Generator): draws the permutation.
-        cap (int, optional): keep only the first ``cap`` rows of the
-            permutation. Default: None (all rows)
+        cap (int, optional): the rows of the epoch: the first ``cap`` rows
+            of the permutation, or, when ``cap`` exceeds ``n``, of as many
+            fresh permutations as it takes (a fixed amount of work per epoch
+            whatever ``n``). Default: None (all rows, once)
 
     Returns:
         *list[Tensor]*: the row indices of each minibatch.
@@ -63,6 +65,9 @@ def shuffled_batches(
     perm = torch.randperm(n, generator=gen)
     if cap is not None and cap < n:
         perm = perm[:cap]
+    elif cap is not None and cap > n:  # small data: several passes, one epoch
+        extra = [torch.randperm(n, generator=gen) for _ in range((cap - 1) // n)]
+        perm = torch.cat([perm, *extra])[:cap]
     return list(perm.split(batch_size))
 
 

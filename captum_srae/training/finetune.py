@@ -24,7 +24,7 @@ from captum_srae.training.epochs import adam, train_epoch
 from captum_srae.training.guard import NonFiniteStep, retrying
 from captum_srae.training.history import RoundRecord, acceptance
 
-__all__ = ["EarlyStopping", "LoopState", "finetune"]
+__all__ = ["EarlyStopping", "LoopState", "epoch_limit", "finetune"]
 
 #: the checkpointed state of a fine-tuning loop (see :meth:`EarlyStopping.loop`)
 LoopState = dict[str, Any]
@@ -169,7 +169,7 @@ def finetune(
     elif save is not None:
         save(stop.loop(0, srae, opt))
     bar = tqdm(
-        range(first + 1, config.max_epochs + 1),
+        range(first + 1, epoch_limit(config, round_index) + 1),
         desc=f"SRAE fine-tuning (round {round_index + 1})",
         disable=not ctx.show_progress,
         leave=False,
@@ -207,6 +207,27 @@ def finetune(
         mean_contributions=mean_contrib.tolist(),
         accepted=acceptance(mean_contrib, config),
     )
+
+
+def epoch_limit(config: SRAEConfig, round_index: int) -> int:
+    """The fine-tuning epochs a round may run.
+
+    ``config.max_epochs`` for the first round, and for every round when
+    re-tuning restarts from the pretrained weights; a quarter of it (at
+    least one epoch) for a warm-started re-tuning round
+    (``config.retune_warm_start``), which only has to rebalance weights that
+    already fit.
+
+    Args:
+        config (SRAEConfig): the schedule.
+        round_index (int): the 0-based round.
+
+    Returns:
+        *int*: the largest epoch number of the round.
+    """
+    if round_index > 0 and config.retune_warm_start:
+        return max(1, math.ceil(config.max_epochs / 4))
+    return config.max_epochs
 
 
 def _epoch_step(

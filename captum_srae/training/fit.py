@@ -185,8 +185,14 @@ def fit_in_memory(
         parallel.attach(srae)
         zs = srae.standardize_z(z_t.to(dev))
         ys = srae.standardize_y(y_t.to(dev))
+        watch = val_idx[: config.epoch_samples]  # early stopping's held-out rows
         data = MemorySplit(
-            zs[train_idx], ys[train_idx], zs[val_idx], ys[val_idx], parallel
+            zs[train_idx],
+            ys[train_idx],
+            zs[watch],
+            ys[watch],
+            parallel,
+            check_limit=config.epoch_samples,
         )
         if resume is None:
             history = TrainingHistory(
@@ -204,13 +210,25 @@ def fit_in_memory(
         ckpt.remove()
     srae.eval()
     finish_history(history, config)
-    with torch.no_grad():
-        y_dev = y_t.to(dev)
-        pred = srae(z_t.to(dev)).prediction
-        history.train_r2 = r2_score(y_dev[train_idx], pred[train_idx])
-        history.val_r2 = r2_score(y_dev[val_idx], pred[val_idx])
-        history.val_rmse = float(((y_dev[val_idx] - pred[val_idx]) ** 2).mean().sqrt())
+    _final_scores(srae, history, z_t.to(dev), y_t.to(dev), train_idx, val_idx)
     return srae, history
+
+
+def _final_scores(
+    srae: SRAE,
+    history: TrainingHistory,
+    z: Tensor,
+    y: Tensor,
+    train_idx: Tensor,
+    val_idx: Tensor,
+) -> None:
+    """The fitted network's R² on every training and held-out row, and its
+    held-out RMSE, into ``history``."""
+    with torch.no_grad():
+        pred = srae.predict(srae.encode(z))
+    history.train_r2 = r2_score(y[train_idx], pred[train_idx])
+    history.val_r2 = r2_score(y[val_idx], pred[val_idx])
+    history.val_rmse = float(((y[val_idx] - pred[val_idx]) ** 2).mean().sqrt())
 
 
 def _checkpointer(

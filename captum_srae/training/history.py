@@ -107,6 +107,28 @@ class TrainingHistory:
         return cls(**kwargs)
 
 
+def balance(mean_contributions: Tensor) -> float:
+    """How far the x-features share the score: the smallest, over outputs, of
+    the second largest mean contribution divided by the largest positive one.
+
+    The acceptance rule asks for at least ``config.retune_min_ratio``; 0 when
+    one x-feature carries all the positive score (or none is positive).
+
+    Args:
+        mean_contributions (Tensor): Shape ``(K, n_concepts)``.
+
+    Returns:
+        *float*: in ``(-inf, 1]``; 1 when the two largest are equal.
+    """
+    worst = 1.0
+    for row in mean_contributions:
+        top = torch.sort(row, descending=True).values
+        if top.numel() < 2 or float(top[0]) <= 0:
+            return 0.0
+        worst = min(worst, float(top[1] / top[0]))
+    return worst
+
+
 def acceptance(mean_contributions: Tensor, config: SRAEConfig) -> bool:
     """The authors' acceptance rule, applied to every explained output.
 

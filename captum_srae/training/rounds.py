@@ -2,8 +2,9 @@
 """The automatic re-tuning loop shared by the in-memory and the streaming
 fit: when fewer than two x-features carry a positive mean contribution, or
 the second largest is below a fraction of the largest, ``alpha_rec`` is
-raised, ``alpha_pt`` lowered, and fine-tuning starts again from the
-pretrained network. Also the setup before the rounds
+raised, ``alpha_pt`` lowered, and fine-tuning goes on from the previous
+round (or starts again from the pretrained network with
+``retune_warm_start=False``, the authors' way). Also the setup before the rounds
 (:func:`prepare_rounds`) and the verdict after them
 (:func:`finish_history`)."""
 
@@ -21,7 +22,7 @@ from captum_srae.training.checkpoint import Checkpointer
 from captum_srae.training.context import FitContext
 from captum_srae.training.finetune import LoopState, finetune
 from captum_srae.training.guard import check_weights
-from captum_srae.training.history import TrainingHistory
+from captum_srae.training.history import TrainingHistory, balance
 from captum_srae.training.pretrain import pretrain
 
 __all__ = [
@@ -79,10 +80,14 @@ def prepare_rounds(ctx: FitContext) -> RunState:
 def run_rounds(ctx: FitContext, run: RunState, ckpt: Checkpointer | None) -> None:
     """The re-tuning loop, resumable from ``run`` (a checkpointed state).
 
-    Each round fine-tunes from the pretrained weights; an accepted round
-    ends the loop, a rejected one raises ``alpha_rec`` and lowers
-    ``alpha_pt`` for the next. The network ends with the last round's
-    weights.
+    The first round fine-tunes from the pretrained weights; a later round
+    continues from the previous round's weights (``config.retune_warm_start``,
+    so that it converges in a few epochs) or starts again from the pretrained
+    weights. An accepted round ends the loop, a rejected one raises
+    ``alpha_rec`` and lowers ``alpha_pt`` for the next; warm-started
+    re-tuning also stops when a round shares the score no better than the
+    round before it (:func:`~captum_srae.training.history.balance`: the rule
+    is out of reach). The network ends with the last round's weights.
 
     Args:
         ctx (FitContext): the fit (its network is trained in place).
@@ -104,14 +109,15 @@ def run_rounds(ctx: FitContext, run: RunState, ckpt: Checkpointer | None) -> Non
     while run["round"] < config.retune_rounds:
         r = int(run["round"])
         if run["loop"] is None:
-            srae.load_state_dict(run["start"])
+            warm = config.retune_warm_start and run["chosen"] is not None
+            srae.load_state_dict(run["chosen"] if warm else run["start"])
         a = tuple(float(a) for a in run["alphas"])
         alphas = (a[0], a[1], a[2])
         record = finetune(ctx, r, alphas, run["loop"], save)
         history.rounds.append(record)
         run["chosen"], history.chosen_round = copy.deepcopy(srae.state_dict()), r
         run["loop"] = None
-        if record.accepted:
+        if record.accepted or _stalled(history, config):
             break
         run["alphas"] = [
             alphas[0],
@@ -122,6 +128,17 @@ def run_rounds(ctx: FitContext, run: RunState, ckpt: Checkpointer | None) -> Non
     assert run["chosen"] is not None  # retune_rounds >= 1 is validated
     srae.load_state_dict(run["chosen"])
     check_weights(srae, "after fine-tuning")
+
+
+def _stalled(history: TrainingHistory, config: SRAEConfig) -> bool:
+    """Whether warm re-tuning stopped moving towards the acceptance rule: the
+    last round shared the score no better than the one before it."""
+    if not config.retune_warm_start or len(history.rounds) < 2:
+        return False
+    last, before = (
+        balance(torch.tensor(r.mean_contributions)) for r in history.rounds[-2:][::-1]
+    )
+    return last <= before
 
 
 def finish_history(
@@ -140,7 +157,7 @@ def finish_history(
     if not history.accepted and config.retune_rounds > 1:
         warnings.warn(
             "SRAE re-tuning did not meet the acceptance rule after "
-            f"{config.retune_rounds} rounds (one x-feature may carry most of the "
+            f"{len(history.rounds)} rounds (one x-feature may carry most of the "
             "score); the last round is returned, see history.rounds",
             RuntimeWarning,
             stacklevel=stacklevel,

@@ -143,8 +143,12 @@ class MemorySplit:
 
     Attributes:
         z_train, y_train (Tensor): training activations and scores.
-        z_val, y_val (Tensor): held-out activations and scores.
+        z_val, y_val (Tensor): held-out activations and scores (the rows
+            that early stopping watches).
         parallel (Parallel): how each minibatch is split.
+        check_limit (int, optional): how many training rows
+            :attr:`check_rows` holds (dead units, bias centring, mean
+            contributions). Default: None (all)
     """
 
     z_train: Tensor
@@ -152,11 +156,13 @@ class MemorySplit:
     z_val: Tensor
     y_val: Tensor
     parallel: Parallel = dataclasses.field(default_factory=Parallel)
+    check_limit: int | None = None
 
     @property
     def check_rows(self) -> Tensor:
-        """Every training row."""
-        return self.z_train
+        """The first ``check_limit`` training rows (a random subset: the rows
+        are in the order of the seeded split), every row if None."""
+        return self.z_train[: self.check_limit]
 
     def train_batches(
         self, config: SRAEConfig, gen: torch.Generator
@@ -196,5 +202,5 @@ class MemorySplit:
     def mean_contributions(self, srae: SRAE) -> Tensor:
         """Mean contribution of each x-feature to each output, ``(K, n)``."""
         with torch.no_grad():
-            e = srae.encode_standardized(self.z_train)
+            e = srae.encode_standardized(self.check_rows)
             return (e[:, None, :] * srae.weight[None]).mean(dim=0)

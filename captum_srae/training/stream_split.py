@@ -6,7 +6,7 @@ the training and held-out rows of a store read ``window`` rows at a time
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -141,6 +141,18 @@ class StreamSplit:
         device (torch.device): where each chunk is copied.
         parallel (Parallel): how each minibatch is split.
         window (int): store rows read at a time.
+        val_rows (ndarray, optional): the held-out rows :meth:`evaluate`
+            watches, read once and kept in memory (a fixed subset, so that an
+            evaluation does not grow with the store). Default: None (every
+            held-out row, streamed at each evaluation)
+        check_contributions (bool, optional): take :meth:`mean_contributions`
+            on :attr:`check_rows` instead of a pass over every training row.
+            Default: False
+
+    Attributes:
+        check_rows (Tensor): the standardised ``subset_rows``.
+        val_rows (tuple[Tensor, Tensor] or None): the standardised ``(z, y)``
+            of ``val_rows``, None when the held-out rows are streamed.
     """
 
     def __init__(
@@ -152,12 +164,24 @@ class StreamSplit:
         device: torch.device,
         parallel: Parallel,
         window: int,
+        *,
+        val_rows: np.ndarray | None = None,
+        check_contributions: bool = False,
     ) -> None:
         self.store, self.srae, self.is_val = store, srae, is_val
         self.device, self.parallel, self.window = device, parallel, window
-        z, _ = store.rows(subset_rows)
-        with torch.no_grad():
-            self.check_rows = srae.standardize_z(z.to(device))
+        self.check_contributions = check_contributions
+        self.check_rows = self._read(subset_rows)[0]
+        self.val_rows = None if val_rows is None else self._read(val_rows)
+
+    def _read(self, rows: np.ndarray) -> tuple[Tensor, Tensor]:
+        """The standardised ``(z, y)`` of ``rows`` (in their order), read
+        ``window`` rows at a time."""
+        parts = [
+            self._standardized(*self.store.rows(rows[i : i + self.window]))
+            for i in range(0, len(rows), self.window)
+        ]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
     def _standardized(self, z: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         srae = self.srae
@@ -236,13 +260,15 @@ class StreamSplit:
             srae.predictor.bias.copy_(sol[-1].to(srae.predictor.bias.dtype))
 
     def evaluate(self, srae: SRAE) -> tuple[float, float]:
-        """Held-out MSE and R² (standardised units), accumulated over chunks."""
+        """Held-out MSE and R² (standardised units) on :attr:`val_rows`, or
+        accumulated over the chunks of every held-out row."""
         srae.eval()
         k = self.store.n_outputs
         sse = torch.zeros(k, dtype=torch.float64, device=self.device)
         mom = Moments(k, self.device)
+        held_out = self.chunks(val=True) if self.val_rows is None else [self.val_rows]
         with torch.no_grad():
-            for zs, ys in self.chunks(val=True):
+            for zs, ys in held_out:
                 pred = srae.predict_standardized(srae.encode_standardized(zs))
                 sse += ((pred.double() - ys.double()) ** 2).sum(dim=0)
                 mom.add(ys)
@@ -250,11 +276,16 @@ class StreamSplit:
         return mse, float((1.0 - sse / mom.m2.clamp_min(1e-12)).mean())
 
     def mean_contributions(self, srae: SRAE) -> Tensor:
-        """``v_ck · mean_i e_ik`` over the training rows, ``(K, n)``."""
+        """``v_ck · mean_i e_ik`` over the training rows (over
+        :attr:`check_rows` with ``check_contributions``), ``(K, n)``."""
         srae.eval()
         mom = Moments(srae.n_concepts, self.device)
+        if self.check_contributions:
+            inputs: Iterable[Tensor] = [self.check_rows]
+        else:
+            inputs = (zs for zs, _ in self.chunks(val=False))
         with torch.no_grad():
-            for zs, _ in self.chunks(val=False):
+            for zs in inputs:
                 mom.add(srae.encode_standardized(zs))
             weight = srae.weight.double()
         return (weight * mom.mean[None]).to(srae.predictor.weight.dtype)

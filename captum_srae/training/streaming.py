@@ -5,8 +5,9 @@ r"""Fitting an SRAE straight from an
 :func:`fit_srae_streaming` (also reached as ``fit_srae(store, config=...)``)
 runs the stages of :func:`~captum_srae.fit_srae` without ever holding the
 ``(N, D)`` activations in memory. What it holds is bounded by ``window``
-rows of the store plus ``check_rows`` rows for the dead-unit checks, and one
-byte per row for the split mask, whatever ``N``:
+rows of the store plus ``check_rows`` rows for the dead-unit checks (and,
+with ``config.epoch_samples`` set, at most ``epoch_samples`` held-out rows
+for early stopping), and one byte per row for the split mask, whatever ``N``:
 
 - the train/validation split is the in-memory fit's (the same seeded
   permutation of the row indices), kept as a boolean mask;
@@ -22,8 +23,22 @@ byte per row for the split mask, whatever ``N``:
   equations ``(XᵀX) w = Xᵀy`` accumulated over the training rows (float64,
   ``X`` the x-features with a column of ones), with a pseudo-inverse;
 - the bias centring of pretraining and the revival of dead x-features look
-  at a fixed random subset of ``check_rows`` training rows;
-- held-out R² and mean squared error are accumulated chunk by chunk.
+  at a fixed random subset of ``check_rows`` training rows (at most
+  ``config.epoch_samples`` of them, the in-memory fit's subset when
+  ``check_rows`` is at least that);
+- with ``config.epoch_samples`` set, the work of every epoch and every
+  re-tuning round is bounded whatever ``N``: an epoch reads at most
+  ``epoch_samples`` training rows, early stopping evaluates a fixed random
+  subset of at most ``epoch_samples`` held-out rows (those of the in-memory
+  fit, read once and kept in memory), and the mean contributions that decide
+  a round's acceptance are taken on the check rows. With ``epoch_samples``
+  None every epoch streams all training and held-out rows, and every round's
+  mean contributions all training rows;
+- the final held-out R² and mean squared error in the history are
+  accumulated chunk by chunk over every held-out row (one pass at the end).
+
+After the one-off passes (the statistics, the least-squares initialisation,
+the final metrics) the store is read only by the epochs' minibatches.
 
 The result is not bit-identical to the in-memory fit (another minibatch
 order and float rounding), but of the same quality. Checkpointing is not
@@ -84,7 +99,8 @@ def fit_srae_streaming(
             grows with ``window * D``. Default: 16384
         check_rows (int, optional): size of the fixed random subset of
             training rows on which dead ReLU units are detected and biases
-            centred. Default: 8192
+            centred (at most ``config.epoch_samples``; with it also the
+            rows of the mean contributions). Default: 8192
 
     Returns:
         *tuple[SRAE, TrainingHistory]*: as :func:`~captum_srae.fit_srae`.
@@ -165,15 +181,15 @@ def fit_store(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         gen = torch.Generator().manual_seed(config.seed)
-        perm = torch.randperm(n, generator=gen)  # the in-memory fit's split
-        is_val = np.zeros(n, dtype=bool)
-        is_val[perm[:n_val].numpy()] = True
-        subset_rows = perm[n_val:][:check_rows].numpy()  # as z_train[:k]
-        del perm
+        is_val, subset_rows, watch = _split_rows(n, n_val, gen, config, check_rows)
         srae = build_from_store(store, ~is_val, config, window)
         srae.to(dev)
         parallel.attach(srae)
-        data = StreamSplit(store, srae, is_val, subset_rows, dev, parallel, window)
+        data = StreamSplit(
+            *(store, srae, is_val, subset_rows, dev, parallel, window),
+            val_rows=watch,
+            check_contributions=config.epoch_samples is not None,
+        )
         history = TrainingHistory(
             n_train=n - n_val, n_val=n_val, decoder_relu=srae.decoder_relu
         )
@@ -183,6 +199,22 @@ def fit_store(
     finish_history(history, config, stacklevel=5)
     _final_metrics(srae, data, history)
     return srae, history
+
+
+def _split_rows(
+    n: int, n_val: int, gen: torch.Generator, config: SRAEConfig, check_rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The in-memory fit's split (the same seeded permutation): the mask of
+    the held-out rows, the check rows (its first ``k`` training rows, ``k``
+    at most ``config.epoch_samples``) and the held-out rows early stopping
+    watches (its first ``config.epoch_samples``; None to stream them all)."""
+    perm = torch.randperm(n, generator=gen)
+    is_val = np.zeros(n, dtype=bool)
+    is_val[perm[:n_val].numpy()] = True
+    cap = config.epoch_samples
+    k = check_rows if cap is None else min(check_rows, cap)
+    watch = None if cap is None else perm[:n_val][:cap].numpy()
+    return is_val, perm[n_val:][:k].numpy(), watch
 
 
 def _final_metrics(srae: SRAE, data: StreamSplit, history: TrainingHistory) -> None:

@@ -5,12 +5,15 @@ Usage::
 
     OMP_NUM_THREADS=1 python -m pytest tests/benchmarks --benchmark-only \
         --benchmark-json=bench.json
-    python tests/benchmarks/report.py bench.json --write docs/performance.rst
+    python tests/benchmarks/report.py bench.json --write docs/performance.rst \
+        --plot docs/_static/fit_time_vs_n.png
 
 Every ratio divides two times of the same run (the fastest round of each,
 the least disturbed by other processes); the table also gives the absolute
 times and the machine. ``--write`` replaces the text between the
-``.. results-start`` and ``.. results-end`` lines of the file.
+``.. results-start`` and ``.. results-end`` lines of the file; ``--plot``
+saves the time of the default fit against the number of rows (the
+``test_c_fit_time_vs_n`` benchmark) as a PNG.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ import argparse
 import json
 import re
 import sys
+
+DEFAULT_FIT = "test_c_fit_srae_default"
+SCALING = "test_c_fit_time_vs_n"
+SIDE_BY_SIDE = "test_c_acceptance_side_by_side"
 
 
 def load(paths: list[str]) -> tuple[dict[str, dict], dict]:
@@ -92,51 +99,7 @@ def rows(bench: dict[str, dict]) -> list[tuple[str, ...]]:
                 "≤ 0.8",
             )
         )
-    fit = one("test_c_fit_srae_large_config")
-    fit_info = bench.get("test_c_fit_srae_large_config", {}).get("extra_info", {})
-    for name, label in (
-        ("test_c_sklearn_nmf5", "NMF(5)"),
-        ("test_c_sklearn_pca5", "PCA(5)"),
-    ):
-        base = one(name)
-        if fit is not None and base is not None:
-            r2 = fit_info.get("val_r2", float("nan"))
-            out.append(
-                (
-                    "(c) ``fit_srae``, 20 000 × 512, 5 x-features, large-data "
-                    f"config (held-out R² {r2:.4f})",
-                    fmt_s(fit),
-                    f"scikit-learn {label}: {fmt_s(base)}",
-                    f"{fit / base:.1f}",
-                    "< 20 s, R² ≥ 0.98",
-                )
-            )
-    two = one("test_c_fit_srae_large_config_2_threads")
-    if two is not None and fit is not None:
-        info = bench["test_c_fit_srae_large_config_2_threads"]["extra_info"]
-        out.append(
-            (
-                "(c) same, ``torch.set_num_threads(2)`` (held-out R² "
-                f"{info.get('val_r2', float('nan')):.4f})",
-                fmt_s(two),
-                f"1 thread: {fmt_s(fit)}",
-                f"{two / fit:.2f}",
-                "< 20 s",
-            )
-        )
-    default = one("test_c_fit_srae_default_config")
-    if default is not None and fit is not None:
-        info = bench["test_c_fit_srae_default_config"]["extra_info"]
-        out.append(
-            (
-                "(c) ``fit_srae``, default config (held-out R² "
-                f"{info.get('val_r2', float('nan')):.4f})",
-                fmt_s(default),
-                f"large-data config: {fmt_s(fit)}",
-                f"{default / fit:.1f}",
-                "",
-            )
-        )
+    out.extend(fit_rows(bench))
     d = times("test_d_collection_vs_plain_forward")
     if d:
         n = bench["test_d_collection_vs_plain_forward"]["extra_info"].get("images", 0)
@@ -173,13 +136,187 @@ def rows(bench: dict[str, dict]) -> list[tuple[str, ...]]:
     return out
 
 
-def machine(info: dict) -> str:
-    return (
+def fmt_n(n: int) -> str:
+    """20000 -> "20 000"."""
+    return f"{n:,}".replace(",", " ")
+
+
+def info_of(bench: dict[str, dict], name: str) -> dict:
+    return bench.get(name, {}).get("extra_info", {})
+
+
+def scaling(bench: dict[str, dict]) -> list[tuple[int, float, dict]]:
+    """(N, seconds, extra_info) of the fit-time-vs-N benchmark, by N."""
+    found = []
+    for name, b in bench.items():
+        if name.startswith(SCALING + "["):
+            info = b.get("extra_info", {})
+            n = int(info.get("n", name[len(SCALING) + 1 : -1]))
+            found.append((n, float(b["stats"]["min"]), info))
+    return sorted(found, key=lambda t: t[0])
+
+
+def fit_rows(bench: dict[str, dict]) -> list[tuple[str, ...]]:
+    """The (c) rows: the default fit against NMF(5) and PCA(5), the fit time
+    as N grows, and the acceptance rule of the new and old defaults."""
+    out: list[tuple[str, ...]] = []
+    nan = float("nan")
+    fit_b = bench.get(DEFAULT_FIT)
+    if fit_b is not None:
+        fit = float(fit_b["stats"]["min"])
+        info = fit_b["extra_info"]
+        size = f"{fmt_n(info.get('n', 20000))} × {info.get('dim', 512)}"
+        verdict = "accepted" if info.get("accepted") else "**not accepted**"
+        what = (
+            f"(c) default ``fit_srae``, {size}, 5 x-features (R² "
+            f"{info.get('test_r2', nan):.4f} on {fmt_n(info.get('test_rows', 0))} "
+            f"unseen rows, {info.get('val_r2', nan):.4f} on the validation "
+            f"split; {verdict}; epochs per round {info.get('rounds', [])})"
+        )
+        for name, label in (
+            ("test_c_sklearn_nmf5", "NMF(5)"),
+            ("test_c_sklearn_pca5", "PCA(5)"),
+        ):
+            base = bench.get(name)
+            if base is None:
+                continue
+            base_s = float(base["stats"]["min"])
+            out.append(
+                (
+                    what,
+                    fmt_s(fit),
+                    f"scikit-learn {label}: {fmt_s(base_s)}",
+                    f"{fit / base_s:.1f}",
+                    "≤ 20 s, R² ≥ 0.98",
+                )
+            )
+    curve = scaling(bench)
+    if curve:
+        ref = next(((n, t) for n, t, _ in curve if n == 20000), None)
+        if ref is None and fit_b is not None:
+            ref = (int(fit_b["extra_info"].get("n", 0)), float(fit_b["stats"]["min"]))
+        if ref is None:
+            ref = curve[0][:2]
+        for n, seconds, info in curve:
+            out.append(
+                (
+                    f"(c) default ``fit_srae``, N = {fmt_n(n)} × "
+                    f"{info.get('dim', 512)} (held-out R² "
+                    f"{info.get('val_r2', nan):.4f}; epochs per round "
+                    f"{info.get('rounds', [])})",
+                    fmt_s(seconds),
+                    f"N = {fmt_n(ref[0])}: {fmt_s(ref[1])}",
+                    f"{seconds / ref[1]:.2f}",
+                    "flat once N exceeds the budget",
+                )
+            )
+    side = info_of(bench, SIDE_BY_SIDE)
+    runs = side.get("runs", [])
+    if runs:
+
+        def summary(label: str) -> tuple[int, int, float, float]:
+            mine = [r for r in runs if r["config"] == label]
+            if not mine:
+                return 0, 0, nan, nan
+            return (
+                sum(bool(r["accepted"]) for r in mine),
+                len(mine),
+                sum(r["seconds"] for r in mine) / len(mine),
+                sum(r["test_r2"] for r in mine) / len(mine),
+            )
+
+        a, b, t_new, r2_new = summary("new")
+        c, b_old, t_old, r2_old = summary("old")
+        seeds = ", ".join(str(s) for s in side.get("seeds", []))
+        size = f"{fmt_n(side.get('n', 20000))} × {side.get('dim', 512)}"
+        out.append(
+            (
+                f"(c) acceptance rule, new vs old defaults, {size}, seeds "
+                f"{seeds}: accepted in {a}/{b} fits (new defaults, mean "
+                f"{fmt_s(t_new)}, mean test R² {r2_new:.4f})",
+                fmt_s(t_new),
+                f"{c}/{b_old} (old defaults, mean {fmt_s(t_old)}, mean test R² "
+                f"{r2_old:.4f})",
+                f"{t_new / t_old:.2f}",
+                "accepted as often as the old defaults",
+            )
+        )
+    return out
+
+
+def fit_threads(bench: dict[str, dict]) -> list[int]:
+    """Torch threads recorded by the (c) fit benchmarks."""
+    found = set()
+    for name, b in bench.items():
+        if name.startswith((DEFAULT_FIT, SIDE_BY_SIDE, SCALING + "[")):
+            t = b.get("extra_info", {}).get("torch_threads")
+            if t is not None:
+                found.add(int(t))
+    return sorted(found)
+
+
+def plot(bench: dict[str, dict], path: str) -> None:
+    """Save a PNG of the default fit's time against N (log x axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = scaling(bench)
+    if not curve:
+        raise SystemExit(f"no {SCALING} results to plot")
+    ns = [n for n, _, _ in curve]
+    secs = [t for _, t, _ in curve]
+    info = curve[0][2]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    ax.plot(ns, secs, "o-", color="tab:blue")
+    for n, t, inf in curve:
+        ax.annotate(
+            f"R² {inf.get('val_r2', float('nan')):.3f}",
+            (n, t),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8,
+        )
+    budget, frac = info.get("epoch_samples"), info.get("val_fraction")
+    if budget and frac is not None and ns[0] <= budget / (1 - frac) <= ns[-1]:
+        ax.axvline(
+            budget / (1 - frac),
+            color="grey",
+            linestyle=":",
+            label=f"training rows = epoch budget ({fmt_n(budget)})",
+        )
+        ax.legend(loc="upper left", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xticks(ns)
+    ax.set_xticklabels([fmt_n(n) for n in ns])
+    ax.minorticks_off()
+    ax.set_ylim(0, max(secs) * 1.25)
+    ax.set_xlabel(f"rows N (× {info.get('dim', 512)} activations)")
+    ax.set_ylabel("fit time (s)")
+    threads = info.get("torch_threads", "?")
+    ax.set_title(f"Default fit_srae, 5 x-features, CPU, {threads} threads")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def machine(info: dict, fit_threads: list[int] | None = None) -> str:
+    text = (
         f"{info.get('cpu_model', '?')}, {info.get('nproc', '?')} logical CPUs "
-        f"(``nproc``), torch {info.get('torch_version', '?')} with "
-        f"{info.get('torch_threads', '?')} thread(s), Python "
+        f"(``nproc``), torch {info.get('torch_version', '?')} "
+        f"({info.get('torch_threads', '?')} thread(s) by default), Python "
         f"{info.get('python_version', '?')}"
     )
+    if fit_threads:
+        n = " or ".join(str(t) for t in fit_threads)
+        text += (
+            f"; the fit benchmarks (c) use {n} torch thread(s) "
+            "(``torch.set_num_threads``), scikit-learn the same number"
+        )
+    return text
 
 
 def table(paths: list[str]) -> str:
@@ -187,7 +324,7 @@ def table(paths: list[str]) -> str:
     header = ("Measurement", "Time / value", "Baseline (same run)", "Ratio", "Target")
     body = rows(bench)
     lines = [
-        f"Machine: {machine(info)}.",
+        f"Machine: {machine(info, fit_threads(bench))}.",
         "",
         ".. list-table::",
         "   :header-rows: 1",
@@ -203,7 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", nargs="+", help="file(s) written by --benchmark-json")
     parser.add_argument("--write", help="an .rst file with results markers")
+    parser.add_argument(
+        "--plot", metavar="PATH", help="save the fit time against N as a PNG"
+    )
     args = parser.parse_args(argv)
+    if args.plot:
+        plot(load(args.json)[0], args.plot)
     text = table(args.json)
     if not args.write:
         sys.stdout.write(text)

@@ -22,6 +22,7 @@ from captum_srae.training.parallel import Parallel
 from captum_srae.utils.stats import r2_score
 
 __all__ = [
+    "ONE_OFF_ROWS",
     "Encoder",
     "Minibatches",
     "MemorySplit",
@@ -32,6 +33,11 @@ __all__ = [
 ]
 
 Encoder = Callable[[Tensor], Tensor]
+
+#: With a work budget (``epoch_samples``), the training rows that the one-off
+#: passes of an in-memory fit read at most: the encoding of the inputs of the
+#: deeper pretraining stages and the least-squares initialisation.
+ONE_OFF_ROWS = 65536
 
 
 class Minibatches(Protocol):
@@ -176,16 +182,26 @@ class MemorySplit:
 
     def encoded(self, encoders: Sequence[Encoder]) -> MemorySplit:
         """This split with the training activations passed through
-        ``encoders`` once (each minibatch then indexes the result)."""
-        return dataclasses.replace(self, z_train=through(encoders, self.z_train))
+        ``encoders`` once (each minibatch then indexes the result). With a
+        ``check_limit`` at most the first :data:`ONE_OFF_ROWS` training rows
+        (a random subset) are encoded, so that the deeper pretraining stages
+        cost the same whatever ``N``."""
+        if not encoders:
+            return self
+        rows = None if self.check_limit is None else ONE_OFF_ROWS
+        z = through(encoders, self.z_train[:rows])
+        return dataclasses.replace(self, z_train=z, y_train=self.y_train[:rows])
 
     def init_predictor(self, srae: SRAE) -> None:
-        """Exact least squares of the scores on the x-features (float64)."""
+        """Exact least squares of the scores on the x-features (float64), on
+        the training rows (at most the first :data:`ONE_OFF_ROWS` with a
+        ``check_limit``: a handful of coefficients needs no more)."""
         srae.eval()
+        rows = None if self.check_limit is None else ONE_OFF_ROWS
         with torch.no_grad():
-            e = srae.encode_standardized(self.z_train).double()
+            e = srae.encode_standardized(self.z_train[:rows]).double()
             design = torch.cat([e, torch.ones_like(e[:, :1])], dim=1)
-            target = self.y_train.double()
+            target = self.y_train[:rows].double()
             sol = torch.linalg.pinv(design) @ target  # (n + 1, K)
             srae.predictor.weight.copy_(sol[:-1].t().to(srae.predictor.weight.dtype))
             srae.predictor.bias.copy_(sol[-1].to(srae.predictor.bias.dtype))

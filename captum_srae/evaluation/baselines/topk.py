@@ -93,7 +93,7 @@ def fit_topk_sae(
     pooling: str = "avg",
     active: int = 2,
     epochs: int = 50,
-    batch_size: int = 64,
+    batch_size: int = 256,
     lr: float = 1e-2,
 ) -> TopKSAE:
     r"""Fit a TopK sparse autoencoder on ``z`` and a least-squares head on ``y``.
@@ -114,7 +114,7 @@ def fit_topk_sae(
         pooling (str, optional): pooling of the activations. Default: "avg"
         active (int, optional): atoms kept per sample, ``m``. Default: 2
         epochs (int, optional): passes over the data. Default: 50
-        batch_size (int, optional): mini-batch size. Default: 64
+        batch_size (int, optional): mini-batch size. Default: 256
         lr (float, optional): Adam learning rate. Default: 1e-2
 
     Returns:

@@ -32,6 +32,7 @@ TINY = SRAEConfig(
     batch_size=32,
     retune_rounds=2,
     retune_min_ratio=0.99,
+    epoch_samples=None,  # one pass over the 128 training rows an epoch
 )
 
 
@@ -227,6 +228,24 @@ def test_interrupted_fit_resumes_bit_exactly(monkeypatch, tmp_path, reference, k
     hist.resumed_from = None
     assert hist.to_dict() == ref_hist.to_dict()
     assert not ckpt.exists()  # removed after success
+
+
+def test_interrupted_fit_with_a_work_budget_resumes_bit_exactly(monkeypatch, tmp_path):
+    """The default schedule's pieces: epochs of ``epoch_samples`` rows (more
+    than the 128 training rows: several passes), warm-started rounds."""
+    z, y = _data()
+    cfg = TINY.replace(epoch_samples=200)
+    ref_srae, ref_hist = _fit(z, y, cfg)
+    assert len(ref_hist.rounds) == 2 and cfg.retune_warm_start
+    _interrupt_at(monkeypatch, 6)  # in the second, warm-started round
+    with pytest.raises(_Stop):
+        _fit(z, y, cfg, checkpoint_dir=tmp_path)
+    monkeypatch.undo()
+    srae, hist = _fit(z, y, cfg, checkpoint_dir=tmp_path)
+    assert hist.resumed_from is not None and hist.resumed_from["round"] == 1
+    _same_state(srae, ref_srae)
+    hist.resumed_from = None
+    assert hist.to_dict() == ref_hist.to_dict()
 
 
 def test_checkpoint_for_other_config_or_data_is_refused(monkeypatch, tmp_path):

@@ -129,7 +129,7 @@ DEMO_CONFIG = SRAEConfig(hidden_sizes=(200, 50), alpha_pred=1000.0, retune_round
 #: ``run_demo(quick=True)``: fewer held-out images, maps and curve steps.
 QUICK = DemoMode("quick", 4000, 600, 200, 4, DEMO_CONFIG, 40, 10)
 #: ``run_demo()``: more held-out images, maps and steps.
-FULL = DemoMode("full", 4000, 2000, 600, 8, DEMO_CONFIG, 400, 20)
+FULL = DemoMode("full", 4000, 2000, 600, 8, DEMO_CONFIG, 150, 20)
 #: ``run_demo(mode="tiny")``: a 4-channel CNN trained one epoch on 96 images of
 #: 32×32 and XNNs of a few epochs, for testing the pipeline in seconds.
 TINY = DemoMode(

@@ -158,8 +158,10 @@ def write_demo_output(
             explanations.append(
                 ExplanationGridDisplay.from_explanation(ex, images[idx], title=title)
             )
-        e = explainer.concepts(images, t)
-        c = explainer.contributions(images, t)
+        with torch.no_grad():  # the held-out activations: no model pass
+            srae = explainer.sraes_[t]
+            e = srae.encode(z_test[:n_maps])
+            c = srae.contributions(e)[:, 0, :]
         gallery = ConceptGalleryDisplay(images, maps[t], e, c, k=5).plot()
         gallery.figure_.suptitle(
             f"class {t}: {names[t]} — top 5 held-out images per x-feature",

@@ -7,6 +7,9 @@ import math
 import torch
 from torch import Tensor
 
+# two_part_problem moved to the package; re-exported for the tests that use it.
+from captum_srae.evaluation.study.two_part import two_part_problem  # noqa: F401
+
 
 # ---------------------------------------------------------------- loss oracles
 def ref_faithfulness(y: Tensor, y_hat: Tensor) -> float:
@@ -71,25 +74,6 @@ def three_factor_problem(n: int = 3000, d: int = 256, seed: int = 0):
     z = torch.relu(f @ mixing + 0.1 * torch.randn(n, d, generator=g))
     y = 3 * torch.sin(3 * f[:, 0]) + 4 * f[:, 1] * f[:, 2] + 2 * f[:, 2] ** 2
     return z, y
-
-
-def two_part_problem(n: int = 2000, d: int = 64, seed: int = 0):
-    """Score = sum of two independent groups of activation dimensions.
-
-    Dimensions ``0..15`` respond to part A, ``16..31`` to part B (each part
-    present in half of the images with a random strength), the rest is noise.
-    Two x-features, one per part, rebuild the score exactly.
-    """
-    g = torch.Generator().manual_seed(seed)
-    a = (torch.rand(n, generator=g) < 0.5) * (0.5 + torch.rand(n, generator=g))
-    b = (torch.rand(n, generator=g) < 0.5) * (0.5 + torch.rand(n, generator=g))
-    pat_a = 0.5 + torch.rand(16, generator=g)
-    pat_b = 0.5 + torch.rand(16, generator=g)
-    z = 0.05 * torch.rand(n, d, generator=g)
-    z[:, :16] += a[:, None] * pat_a
-    z[:, 16:32] += b[:, None] * pat_b
-    y = z[:, :16].sum(1) + z[:, 16:32].sum(1)
-    return z, y, a, b
 
 
 def holdout_split(n: int, val_fraction: float, seed: int):

@@ -21,6 +21,7 @@ import torch
 from captum_srae import SRAEAttribution, r2_score
 from captum_srae.apps.cli import main
 from captum_srae.apps.demo import (
+    CNN_TRAIN_IMAGES,
     QUICK,
     TEST_SEED_OFFSET,
     demo_data,
@@ -203,13 +204,13 @@ def test_part_mass_of_a_map_equal_to_the_mask_is_one() -> None:
 
 def test_demo_data_splits() -> None:
     fit, test = demo_data(50, 30, seed=2)
-    train = make_parts_dataset(4000, seed=2)
+    train = make_parts_dataset(CNN_TRAIN_IMAGES, seed=2)
     assert torch.equal(fit.images, train.images[:50])
     assert torch.equal(fit.masks, train.masks[:50])
     assert torch.equal(test.images, make_parts_dataset(30, TEST_SEED_OFFSET + 2).images)
     assert len(fit) == 50 and len(test) == 30
     with pytest.raises(ValueError, match="n_fit"):
-        demo_data(4001, 10)
+        demo_data(CNN_TRAIN_IMAGES + 1, 10)
 
 
 # -------------------------------------------------------------- end to end

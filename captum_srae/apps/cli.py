@@ -10,7 +10,10 @@ Subcommands:
   and image folder (see :mod:`captum_srae.apps.commands` and the command line page of
   the documentation);
 - ``compare``: the SRAE, the baselines and Captum's methods side by side on
-  the parts data set (see :func:`captum_srae.apps.parts_comparison.compare_parts`).
+  the parts data set (see :func:`captum_srae.apps.parts_comparison.compare_parts`);
+- ``study``: many SRAE fits over a grid of settings and seeds on problems with
+  known answers, with bootstrap intervals (see
+  :func:`captum_srae.evaluation.study.run_study`).
 
 Errors in the user's input end with a message on stderr and exit status 2,
 as for argparse's own usage errors; nothing prints a traceback for them.
@@ -27,6 +30,7 @@ from typing import Any
 from captum_srae.apps.commands import add_user_commands
 from captum_srae.apps.commands.argtypes import nonnegative_int
 from captum_srae.apps.commands.compare import add_compare_command
+from captum_srae.apps.commands.study import add_study_command
 from captum_srae.utils.version import __version__
 
 __all__ = ["build_parser", "format_summary", "main"]
@@ -51,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_command(commands)
     add_user_commands(commands)
     add_compare_command(commands)
+    add_study_command(commands)
     return parser
 
 

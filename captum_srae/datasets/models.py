@@ -28,6 +28,7 @@ from captum_srae.utils.cache import cache_key, resolve_cache_dir
 from captum_srae.utils.validation import check_int
 
 __all__ = [
+    "PARTS_HEATMAP_LAYER",
     "PartsCNN",
     "SmallCNN",
     "accuracy",
@@ -115,12 +116,17 @@ def train_classifier(
     *,
     lr: float = 5e-3,
     batch_size: int = 64,
+    augment: bool = False,
 ) -> float:
     r"""Train ``model`` on ``(x, y)`` with Adam and the cross-entropy loss.
 
     Mini-batches of ``batch_size`` are shuffled by a ``torch.Generator`` seeded
     with ``seed``; the learning rate follows a cosine schedule from ``lr`` to
     zero over all steps. The model is trained in place and left in eval mode.
+    With ``augment`` each mini-batch is flipped left-right (each image with
+    probability 1/2) and shifted by up to 4 pixels (one random shift per
+    mini-batch, wrapping around), which suits images whose label does not
+    depend on position or facing, such as the parts data set.
 
     Args:
         model (nn.Module): The classifier, returning ``(N, C)`` logits.
@@ -166,7 +172,7 @@ def train_classifier(
     for _ in bar:
         total, correct = 0.0, 0
         for idx in torch.randperm(x.shape[0], generator=gen).split(batch_size):
-            logits = model(x[idx])
+            logits = model(_augmented(x[idx], gen) if augment else x[idx])
             loss = loss_fn(logits, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -180,6 +186,14 @@ def train_classifier(
     bar.close()
     model.eval()
     return accuracy(model, x, y)
+
+
+def _augmented(x: Tensor, gen: torch.Generator) -> Tensor:
+    """A mini-batch flipped left-right per image and shifted by up to 4 pixels."""
+    flip = torch.rand(x.shape[0], generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    dx, dy = torch.randint(-4, 5, (2,), generator=gen).tolist()
+    return torch.roll(x, (dy, dx), dims=(2, 3))
 
 
 class PartsCNN(nn.Module):
@@ -236,18 +250,28 @@ class PartsCNN(nn.Module):
         return self.fc(self.pool(h).flatten(1))
 
 
-_PARTS_CNN_VERSION = 1  # bump when PartsCNN or its training changes
+#: Where the x-feature maps of an explainer of ``PartsCNN.conv4`` are drawn:
+#: the Grad-CAM closed form at ``conv3`` (the block before the explained
+#: one, whose units see smaller parts of the image). On the parts data set
+#: (class maps of classes 1-3, 2 seeds, 200 held-out images each) its class
+#: maps point at the wing or tail on 46 % of images, against 18 % at
+#: ``conv4`` itself and 31-37 % for Excitation Backprop at ``conv3`` or
+#: ``conv2`` (docs/concepts.rst).
+PARTS_HEATMAP_LAYER = "conv3"
+
+_PARTS_CNN_VERSION = 2  # bump when PartsCNN or its training changes
 
 
 def train_or_load(
-    n_train: int = 4000,
+    n_train: int = 8000,
     seed: int = 0,
     epochs: int = 12,
     width: int = 16,
     size: int = 64,
     *,
-    lr: float = 1e-2,
+    lr: float = 5e-3,
     batch_size: int = 64,
+    augment: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     show_progress: bool = True,
 ) -> tuple[PartsCNN, dict[str, Any]]:
@@ -263,8 +287,10 @@ def train_or_load(
     settings loads them without training. An unreadable or mismatched cache
     file is reported with a warning and replaced by a fresh training.
 
-    With the defaults, training takes about 40 seconds on two CPU cores and
-    reaches about 98% training and 91% held-out accuracy.
+    With the defaults (8000 images, flips and shifts), training takes about
+    two minutes on two CPU cores and reaches about 97 % training and 95 %
+    held-out accuracy (4000 images without augmentation, version 1 of this
+    function: 98 % and 90 %).
 
     Args:
         n_train (int, optional): Training images. Default: 4000
@@ -274,6 +300,8 @@ def train_or_load(
         size (int, optional): Image size in pixels. Default: 64
         lr (float, optional): Initial learning rate. Default: 1e-2
         batch_size (int, optional): Mini-batch size. Default: 64
+        augment (bool, optional): Random flips and shifts
+            (:func:`train_classifier`). Default: True
         cache_dir (str or PathLike, optional): Cache folder. Default: None
         show_progress (bool, optional): Show training progress. Default: True
 
@@ -293,6 +321,7 @@ def train_or_load(
         "epochs": epochs,
         "lr": lr,
         "batch_size": batch_size,
+        "augment": augment,
         "torch_major": torch.__version__.split(".")[0],
     }
     key = cache_key(settings)
@@ -348,6 +377,7 @@ def _train_parts_cnn(
         show_progress=show_progress,
         lr=settings["lr"],
         batch_size=settings["batch_size"],
+        augment=settings["augment"],
     )
     return model, acc
 

@@ -34,7 +34,11 @@ from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
 from captum_srae.training.checkpoint import Checkpointer, data_fingerprint
 from captum_srae.training.context import FitContext
-from captum_srae.training.history import TrainingHistory
+from captum_srae.training.history import (
+    TrainingHistory,
+    concept_warnings,
+    record_concepts,
+)
 from captum_srae.training.parallel import Parallel
 from captum_srae.training.rounds import (
     RunState,
@@ -211,6 +215,7 @@ def fit_in_memory(
     srae.eval()
     finish_history(history, config)
     _final_scores(srae, history, z_t.to(dev), y_t.to(dev), train_idx, val_idx)
+    concept_warnings(history)
     return srae, history
 
 
@@ -222,10 +227,13 @@ def _final_scores(
     train_idx: Tensor,
     val_idx: Tensor,
 ) -> None:
-    """The fitted network's R² on every training and held-out row, and its
-    held-out RMSE, into ``history``."""
+    """The fitted network's R² on every training and held-out row, its
+    held-out RMSE, dead x-features and largest positive share, into
+    ``history``."""
     with torch.no_grad():
-        pred = srae.predict(srae.encode(z))
+        e = srae.encode(z)
+        pred = srae.predict(e)
+        record_concepts(history, e[val_idx], srae.weight)
     history.train_r2 = r2_score(y[train_idx], pred[train_idx])
     history.val_r2 = r2_score(y[val_idx], pred[val_idx])
     history.val_rmse = float(((y[val_idx] - pred[val_idx]) ** 2).mean().sqrt())

@@ -5,6 +5,7 @@ the re-tuning acceptance rule and :class:`TrainingDivergedError`."""
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import torch
@@ -73,6 +74,11 @@ class TrainingHistory:
             ``reason`` and the new ``lr``).
         resumed_from (dict or None): ``{"round", "epoch"}`` of the checkpoint
             this fit resumed from, or None.
+        dead_features (list[int]): x-features that are zero on every
+            held-out row (they explain nothing).
+        top_share (float): the largest share of the positive score carried
+            by one x-feature on the held-out rows (largest over outputs; see
+            :func:`positive_share`); NaN before the fit ends.
     """
 
     pretrain: list[dict[str, float]] = dataclasses.field(default_factory=list)
@@ -88,6 +94,8 @@ class TrainingHistory:
     val_rmse: float = float("nan")
     recoveries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     resumed_from: dict[str, int] | None = None
+    dead_features: list[int] = dataclasses.field(default_factory=list)
+    top_share: float = float("nan")
 
     @property
     def alphas(self) -> tuple[float, float, float]:
@@ -127,6 +135,77 @@ def balance(mean_contributions: Tensor) -> float:
             return 0.0
         worst = min(worst, float(top[1] / top[0]))
     return worst
+
+
+#: :func:`concept_warnings` calls an explanation monopolised when one
+#: x-feature carries at least this share of the positive score.
+MONOPOLY_SHARE = 0.9
+
+
+def positive_share(mean_contributions: Tensor) -> float:
+    r"""The largest share of the positive score one x-feature carries.
+
+    ``max_k pos_k / Σ_l pos_l`` with ``pos_k = max(c_k, 0)`` for the mean
+    contributions ``c`` of each output, the largest over outputs; NaN when
+    no mean contribution is positive.
+
+    Args:
+        mean_contributions (Tensor): Shape ``(K, n_concepts)``.
+
+    Returns:
+        *float*: in ``[1/n_concepts, 1]``, or NaN.
+    """
+    pos = mean_contributions.double().clamp_min(0)
+    total = pos.sum(dim=1)
+    keep = total > 0
+    if not bool(keep.any()):
+        return float("nan")
+    return float((pos[keep].max(dim=1).values / total[keep]).max())
+
+
+def record_concepts(
+    history: TrainingHistory, x_features: Tensor, weight: Tensor
+) -> None:
+    """Record the dead x-features and the largest positive share of a fit.
+
+    Args:
+        history (TrainingHistory): updated in place.
+        x_features (Tensor): ``e`` of the held-out rows ``(M, n_concepts)``.
+        weight (Tensor): the predictor weights ``v`` ``(K, n_concepts)``.
+    """
+    e = x_features.detach()
+    history.dead_features = [int(k) for k in torch.nonzero((e > 0).sum(0) == 0)[:, 0]]
+    mean_c = e.mean(dim=0)[None, :] * weight.detach().to(e.dtype)
+    history.top_share = positive_share(mean_c)
+
+
+def concept_warnings(history: TrainingHistory, stacklevel: int = 4) -> None:
+    """Warn in plain words when a fit has dead or monopolising x-features.
+
+    Args:
+        history (TrainingHistory): a finished fit's history (after
+            :func:`record_concepts`).
+        stacklevel (int, optional): of the warnings. Default: 4
+    """
+    if history.dead_features:
+        ks = ", ".join(str(k) for k in history.dead_features)
+        warnings.warn(
+            f"x-feature(s) {ks} are zero on every held-out sample and explain "
+            "nothing; try SRAEConfig(revive_dead=True), fewer n_concepts or "
+            "another seed",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+    if history.top_share >= MONOPOLY_SHARE:
+        warnings.warn(
+            f"one x-feature carries {100 * history.top_share:.0f} % of the "
+            "positive score: the explanation is a single concept; try more "
+            "re-tuning rounds (retune_rounds), a larger alpha_rec or another "
+            "seed, and check whether the class really has several parts of "
+            "evidence",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
 
 
 def acceptance(mean_contributions: Tensor, config: SRAEConfig) -> bool:

@@ -54,7 +54,11 @@ from captum_srae.activations.store import ActivationStore
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
 from captum_srae.training.context import FitContext
-from captum_srae.training.history import TrainingHistory
+from captum_srae.training.history import (
+    TrainingHistory,
+    concept_warnings,
+    positive_share,
+)
 from captum_srae.training.parallel import Parallel
 from captum_srae.training.rounds import finish_history, prepare_rounds, run_rounds
 from captum_srae.training.stream_split import Moments, StreamSplit, build_from_store
@@ -198,6 +202,7 @@ def fit_store(
     srae.eval()
     finish_history(history, config, stacklevel=5)
     _final_metrics(srae, data, history)
+    concept_warnings(history, stacklevel=5)
     return srae, history
 
 
@@ -218,18 +223,29 @@ def _split_rows(
 
 
 def _final_metrics(srae: SRAE, data: StreamSplit, history: TrainingHistory) -> None:
-    """Training and held-out R², held-out RMSE in score units (one pass)."""
+    """Training and held-out R², held-out RMSE in score units, and the
+    held-out dead x-features and largest positive share (one pass)."""
     k = data.store.n_outputs
     out = {}
+    n_k = srae.n_concepts
+    e_sum = torch.zeros(n_k, dtype=torch.float64, device=data.device)
+    e_max = torch.zeros(n_k, device=data.device)
     with torch.no_grad():
         for val in (False, True):
             sse = torch.zeros(k, dtype=torch.float64, device=data.device)
             mom = Moments(k, data.device)
             for z, y in data.chunks(val=val, raw=True):
-                pred = srae(z).prediction
+                res = srae(z)
+                pred = res.prediction
                 sse += ((y.double() - pred.double()) ** 2).sum(dim=0)
                 mom.add(y)
+                if val:
+                    e_sum += res.x_features.double().sum(dim=0)
+                    e_max = torch.maximum(e_max, res.x_features.max(dim=0).values)
             r2 = float((1.0 - sse / mom.m2.clamp_min(1e-12)).mean())
             out[val] = (r2, float((sse.sum() / (mom.n * k)).sqrt()))
     history.train_r2 = out[False][0]
     history.val_r2, history.val_rmse = out[True]
+    history.dead_features = [int(i) for i in torch.nonzero(e_max <= 0)[:, 0]]
+    mean_c = (e_sum / max(int(mom.n), 1))[None, :] * srae.weight.double()
+    history.top_share = positive_share(mean_c)

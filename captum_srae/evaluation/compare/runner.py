@@ -185,6 +185,7 @@ def _context(
     n: int,
     n_steps: int,
     baseline: str,
+    heatmap_layer: nn.Module | str | None,
 ) -> ComparisonContext:
     """Collect the activations and scores; keep ``n`` map inputs and masks."""
     kw = {"pooling": cfg.pooling, "batch_size": batch_size}
@@ -201,6 +202,7 @@ def _context(
     return ComparisonContext(
         model, module, z_fit, y_fit, z_test, y_test, test_inputs[:n],
         labels, None if masks is None else masks[:n], relevant, n_steps, baseline,
+        heatmap_layer,
     )  # fmt: skip
 
 
@@ -222,6 +224,7 @@ def compare(
     fitted: Mapping[str, Mapping[int, nn.Module]] | None = None,
     batch_size: int = 256,
     show_progress: bool = True,
+    heatmap_layer: nn.Module | str | None = None,
 ) -> ComparisonResult:
     r"""Compare explanation methods on one model, layer and data set.
 
@@ -258,6 +261,9 @@ def compare(
         batch_size (int, optional): images per forward pass when collecting
             activations. Default: 256
         show_progress (bool, optional): a progress bar. Default: True
+        heatmap_layer (nn.Module or str, optional): where every concept
+            method's x-feature maps are computed (see
+            :class:`~captum_srae.SRAEAttribution`). Default: None (``layer``)
 
     Returns:
         *ComparisonResult*: the table; ``to_dict()``, ``to_markdown()``,
@@ -279,6 +285,7 @@ def compare(
         ctx = _context(
             model, module, fit_inputs, test_inputs, cfg, batch_size, labels,
             masks, relevant_parts, min(n_maps, n_test), n_steps, baseline,
+            heatmap_layer,
         )  # fmt: skip
         _check_activations(ctx, methods, fitted or {})
         return _run(ctx, methods, cfg, seeds, fitted or {}, show_progress, layer)

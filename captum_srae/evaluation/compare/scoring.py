@@ -51,8 +51,10 @@ class ComparisonContext:
         relevant: Tensor | None,
         n_steps: int,
         baseline: str,
+        heatmap_layer: nn.Module | str | None = None,
     ) -> None:
         self.model, self.module = model, module
+        self.heatmap_layer = heatmap_layer
         self.z_fit, self.y_fit, self.z_test, self.y_test = z_fit, y_fit, z_test, y_test
         self.x_maps, self.labels, self.masks = x_maps, labels, masks
         self.relevant, self.n_steps, self.baseline = relevant, n_steps, baseline
@@ -130,7 +132,11 @@ def concept_map_metrics(
 ) -> dict[str, float]:
     """Part association, concept- and class-level maps of one fit."""
     sa = SRAEAttribution.from_sraes(
-        ctx.model, ctx.module, dict(models), n_outputs=ctx.n_classes
+        ctx.model,
+        ctx.module,
+        dict(models),
+        n_outputs=ctx.n_classes,
+        heatmap_layer=ctx.heatmap_layer,
     )
     out: dict[str, float] = {}
     x = ctx.x_maps

@@ -1,0 +1,70 @@
+"""The concept-quality record and warnings of a fit (``history.dead_features``,
+``history.top_share``), and distinct x-features on the defaults."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+from captum_srae import SRAEConfig, fit_srae
+from captum_srae.evaluation.study import TwoPartProblem
+from captum_srae.training.history import (
+    MONOPOLY_SHARE,
+    TrainingHistory,
+    concept_warnings,
+    positive_share,
+    record_concepts,
+)
+
+
+def test_positive_share_by_its_definition() -> None:
+    c = torch.tensor([[3.0, 1.0, -2.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    # output 0: 3 / (3 + 1); output 1: 1 / 4; the largest over outputs
+    assert positive_share(c) == pytest.approx(0.75)
+    assert math.isnan(positive_share(torch.tensor([[-1.0, 0.0]])))
+    assert positive_share(torch.tensor([[0.0, 2.0]])) == 1.0
+
+
+def test_record_concepts_dead_and_share() -> None:
+    e = torch.tensor([[1.0, 0.0, 2.0], [3.0, 0.0, 0.0]])
+    v = torch.tensor([[1.0, 5.0, 1.0]])
+    h = TrainingHistory()
+    record_concepts(h, e, v)
+    assert h.dead_features == [1]
+    assert h.top_share == pytest.approx(2.0 / 3.0)  # means 2, 0, 1
+    assert TrainingHistory.from_dict(h.to_dict()) == h
+
+
+def test_warnings_name_the_problem_and_what_to_try() -> None:
+    h = TrainingHistory(dead_features=[1, 4], top_share=0.95)
+    with pytest.warns(RuntimeWarning) as record:
+        concept_warnings(h)
+    text = " | ".join(str(w.message) for w in record)
+    assert "x-feature(s) 1, 4 are zero" in text and "revive_dead" in text
+    assert "95 % of the positive score" in text and "retune_rounds" in text
+    quiet = TrainingHistory(dead_features=[], top_share=MONOPOLY_SHARE - 0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        concept_warnings(quiet)
+        concept_warnings(TrainingHistory())  # NaN share: no warning
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_defaults_give_distinct_live_x_features_on_two_parts(seed: int) -> None:
+    """Two independent parts: the default fit meets the acceptance rule, has
+    no dead x-feature on held-out data and no x-feature with 90 % of the
+    score; a regression of the defaults fails here."""
+    torch.set_num_threads(1)
+    data = TwoPartProblem(n=2000, d=64, seed=seed).load()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no concept warning
+        srae, history = fit_srae(
+            data.z_train, data.y_train, SRAEConfig(seed=seed), show_progress=False
+        )
+    assert history.accepted
+    assert history.dead_features == []
+    assert history.top_share < MONOPOLY_SHARE
+    assert history.val_r2 > 0.99

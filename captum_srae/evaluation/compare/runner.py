@@ -261,9 +261,8 @@ def compare(
         batch_size (int, optional): images per forward pass when collecting
             activations. Default: 256
         show_progress (bool, optional): a progress bar. Default: True
-        heatmap_layer (nn.Module or str, optional): where every concept
-            method's x-feature maps are computed (see
-            :class:`~captum_srae.SRAEAttribution`). Default: None (``layer``)
+        heatmap_layer (nn.Module or str, optional): where the concept maps
+            are drawn. Default: None (``layer``)
 
     Returns:
         *ComparisonResult*: the table; ``to_dict()``, ``to_markdown()``,
@@ -272,20 +271,18 @@ def compare(
     Raises:
         ValueError: on an unknown or repeated method, repeated seeds, bad
             ``n_maps``, ``masks``, ``labels`` or ``relevant_parts``, ``fitted``
-            concepts that miss a class, or NMF on negative activations (all
-            checked before the first fit).
+            concepts that miss a class, or NMF on negative activations.
         TypeError: if ``seeds`` or ``n_maps`` are not ints.
     """
-    n_test = int(test_inputs.shape[0])
-    _check(methods, seeds, n_maps, masks, n_test)
-    _check_data(labels, masks, relevant_parts, n_test)
+    n = int(test_inputs.shape[0])
+    _check(methods, seeds, n_maps, masks, n)
+    _check_data(labels, masks, relevant_parts, n)
     cfg = config if config is not None else SRAEConfig()
     module = resolve_layer(model, layer)
     with _eval_mode(model):
         ctx = _context(
-            model, module, fit_inputs, test_inputs, cfg, batch_size, labels,
-            masks, relevant_parts, min(n_maps, n_test), n_steps, baseline,
-            heatmap_layer,
+            model, module, fit_inputs, test_inputs, cfg, batch_size, labels, masks,
+            relevant_parts, min(n_maps, n), n_steps, baseline, heatmap_layer,
         )  # fmt: skip
         _check_activations(ctx, methods, fitted or {})
         return _run(ctx, methods, cfg, seeds, fitted or {}, show_progress, layer)

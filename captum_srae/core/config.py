@@ -13,6 +13,7 @@ from captum_srae.utils.validation import check_int
 PullAwayAxis = Literal["images", "features"]
 Reconstruction = Literal["log", "mse"]
 Pooling = Literal["avg", "flatten"]
+Init = Literal["autoencoder", "contributions"]
 
 _PRESETS = ("default", "qi2021")
 #: The integer fields (but ``hidden_sizes`` and ``epoch_samples``) and their
@@ -158,6 +159,16 @@ class SRAEConfig:
             again with the learning rate times 0.1, at most this many times in
             a row; then :class:`~captum_srae.training.history.TrainingDivergedError` is
             raised. 0 raises at the first fault. Default: 3
+        init (str): How the x-feature layer starts. ``"autoencoder"``: the
+            third stage of the authors' layer-wise pretraining.
+            ``"contributions"`` (the project's own, not in the paper): the
+            per-channel contributions ``z_d w_d`` of a least-squares fit of
+            the score on the raw activations are split into positive and
+            negative evidence, each factorised by NMF into groups of channels
+            that fire together (the parts of the evidence), and the
+            x-feature layer is set by least squares so that each x-feature
+            starts as the score one group carries; fine-tuning then goes on
+            as usual. In-memory fits only. Default: "autoencoder"
 
     Examples::
 
@@ -203,6 +214,7 @@ class SRAEConfig:
     seed: int = 0
     nan_retries: int = 3
     epoch_samples: int | None = 4096
+    init: Init = "autoencoder"
 
     def __post_init__(self) -> None:
         hs = self.hidden_sizes
@@ -250,6 +262,7 @@ class SRAEConfig:
         _check_choice("pull_away_axis", self.pull_away_axis, ("images", "features"))
         _check_choice("reconstruction", self.reconstruction, ("log", "mse"))
         _check_choice("pooling", self.pooling, ("avg", "flatten"))
+        _check_choice("init", self.init, ("autoencoder", "contributions"))
         for name in (
             "v_weighting",
             "nonnegative",

@@ -15,10 +15,11 @@ from tqdm.auto import tqdm
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
 from captum_srae.training.context import FitContext
+from captum_srae.training.contributions import init_from_contributions
 from captum_srae.training.dead_units import center_bias, penultimate
 from captum_srae.training.epochs import adam, pretrain_epoch
 from captum_srae.training.guard import retrying
-from captum_srae.training.split import Encoder, Minibatches
+from captum_srae.training.split import ONE_OFF_ROWS, Encoder, MemorySplit, Minibatches
 
 __all__ = ["Stage", "pretrain", "pretrain_stages"]
 
@@ -88,6 +89,10 @@ def pretrain(ctx: FitContext) -> None:
     for stage, (modules, encode, decode) in enumerate(
         pretrain_stages(srae, config), start=1
     ):
+        if stage == 3 and config.init == "contributions":
+            _start_from_contributions(ctx)
+            bar.update(config.pretrain_epochs)
+            break
         inputs = ctx.data.encoded(done)
         if config.revive_dead:
             center_bias(modules[0], inputs.check_rows, only_dead=False)
@@ -102,6 +107,21 @@ def pretrain(ctx: FitContext) -> None:
     bar.close()
     if config.revive_dead and config.nonnegative:
         center_bias(srae.encoder[5], penultimate(srae, ctx.data.check_rows), True)
+
+
+def _start_from_contributions(ctx: FitContext) -> None:
+    """``config.init == "contributions"``: the x-feature layer from the
+    contribution targets of (at most :data:`ONE_OFF_ROWS`) training rows."""
+    data = ctx.data
+    if not isinstance(data, MemorySplit):
+        raise ValueError(
+            "SRAEConfig(init='contributions') needs the in-memory fit; load "
+            "the store with store.load() or use init='autoencoder'"
+        )
+    rows = ONE_OFF_ROWS
+    init_from_contributions(
+        ctx.srae, data.z_train[:rows], data.y_train[:rows], ctx.config.seed
+    )
 
 
 def _epoch_step(

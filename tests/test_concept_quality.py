@@ -106,7 +106,7 @@ def test_contribution_init_separates_two_parts_where_the_autoencoder_does_not() 
     srae, history = fit_srae(
         data.z_train,
         data.y_train,
-        SRAEConfig(n_concepts=3, init="contributions", seed=0),
+        SRAEConfig(n_concepts=3, seed=0),  # init="contributions", the default
         show_progress=False,
     )
     scores = problem.score(srae, data)
@@ -116,15 +116,23 @@ def test_contribution_init_separates_two_parts_where_the_autoencoder_does_not() 
     assert history.val_r2 > 0.99 and history.accepted
 
 
-def test_contribution_init_bad_input() -> None:
-    from captum_srae.activations.store import ActivationStore
-
+def test_contribution_init_config() -> None:
     with pytest.raises(ValueError, match="init"):
         SRAEConfig(init="nmf")  # type: ignore[arg-type]
-    cfg = SRAEConfig(init="contributions")
+    cfg = SRAEConfig(init="autoencoder")
     assert SRAEConfig.from_dict(cfg.to_dict()) == cfg
-    assert SRAEConfig.from_dict({}).init == "autoencoder"  # older files
-    from captum_srae.training.streaming import fit_srae_streaming
+    assert SRAEConfig().init == "contributions"
+    assert SRAEConfig.preset("qi2021").init == "autoencoder"  # the authors'
 
-    with pytest.raises(ValueError, match="in-memory"):
-        fit_srae_streaming(object.__new__(ActivationStore), cfg)
+
+def test_contribution_init_with_fewer_channels_than_groups() -> None:
+    """Three positive groups asked of two positive channels: the missing
+    group starts at zero instead of failing inside NMF."""
+    from captum_srae.training.contributions import contribution_targets
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.rand(200, 4, generator=g)
+    y = (z[:, 0] + z[:, 1] - 0.01 * z[:, 2])[:, None]
+    t, k_pos = contribution_targets(z, y, 4)
+    assert k_pos == 3 and t.shape == (200, 4)
+    assert bool(torch.isfinite(t).all()) and float(t[:, 2].abs().max()) == 0.0

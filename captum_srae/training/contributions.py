@@ -59,8 +59,12 @@ def _group_scores(c: Tensor, k: int, seed: int) -> Tensor:
     if k == 0:
         return c.new_zeros(c.shape[0], 0)
     m = c.clamp_min(0).cpu().numpy().astype(np.float64)
-    if not np.any(m > 0):
-        return c.new_zeros(c.shape[0], k)
+    fit = min(k, m.shape[0], m.shape[1])  # NMF needs k <= rows and columns
+    if fit == 0 or not np.any(m > 0):
+        return c.new_zeros(c.shape[0], k)  # no such evidence: start dead
+    if fit < k:
+        pad = c.new_zeros(c.shape[0], k - fit)
+        return torch.cat([_group_scores(c, fit, seed), pad], dim=1)
     with warnings.catch_warnings():  # a few hundred iterations are plenty
         warnings.simplefilter("ignore")
         model = NMF(k, init="nndsvda", max_iter=400, random_state=seed)

@@ -19,7 +19,7 @@ from captum_srae.training.contributions import init_from_contributions
 from captum_srae.training.dead_units import center_bias, penultimate
 from captum_srae.training.epochs import adam, pretrain_epoch
 from captum_srae.training.guard import retrying
-from captum_srae.training.split import ONE_OFF_ROWS, Encoder, MemorySplit, Minibatches
+from captum_srae.training.split import Encoder, Minibatches
 
 __all__ = ["Stage", "pretrain", "pretrain_stages"]
 
@@ -111,17 +111,9 @@ def pretrain(ctx: FitContext) -> None:
 
 def _start_from_contributions(ctx: FitContext) -> None:
     """``config.init == "contributions"``: the x-feature layer from the
-    contribution targets of (at most :data:`ONE_OFF_ROWS`) training rows."""
-    data = ctx.data
-    if not isinstance(data, MemorySplit):
-        raise ValueError(
-            "SRAEConfig(init='contributions') needs the in-memory fit; load "
-            "the store with store.load() or use init='autoencoder'"
-        )
-    rows = ONE_OFF_ROWS
-    init_from_contributions(
-        ctx.srae, data.z_train[:rows], data.y_train[:rows], ctx.config.seed
-    )
+    contribution targets of the split's :meth:`init_rows`."""
+    zs, ys = ctx.data.init_rows()
+    init_from_contributions(ctx.srae, zs, ys, ctx.config.seed)
 
 
 def _epoch_step(

@@ -74,6 +74,10 @@ class TrainingData(Minibatches, Protocol):
         """Set the predictor to the least-squares fit on the x-features."""
         ...
 
+    def init_rows(self) -> tuple[Tensor, Tensor]:
+        """Standardised training rows and scores for the x-feature start."""
+        ...
+
     def evaluate(self, srae: SRAE) -> tuple[float, float]:
         """Held-out mean squared error and R² in standardised units."""
         ...
@@ -191,6 +195,13 @@ class MemorySplit:
         rows = None if self.check_limit is None else ONE_OFF_ROWS
         z = through(encoders, self.z_train[:rows])
         return dataclasses.replace(self, z_train=z, y_train=self.y_train[:rows])
+
+    def init_rows(self) -> tuple[Tensor, Tensor]:
+        """The training rows and scores (at most the first
+        :data:`ONE_OFF_ROWS` with a ``check_limit``) the x-feature start of
+        ``init="contributions"`` is computed on."""
+        rows = None if self.check_limit is None else ONE_OFF_ROWS
+        return self.z_train[:rows], self.y_train[:rows]
 
     def init_predictor(self, srae: SRAE) -> None:
         """Exact least squares of the scores on the x-features (float64), on

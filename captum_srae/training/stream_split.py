@@ -171,7 +171,7 @@ class StreamSplit:
         self.store, self.srae, self.is_val = store, srae, is_val
         self.device, self.parallel, self.window = device, parallel, window
         self.check_contributions = check_contributions
-        self.check_rows = self._read(subset_rows)[0]
+        self.check_rows, self.check_scores = self._read(subset_rows)
         self.val_rows = None if val_rows is None else self._read(val_rows)
 
     def _read(self, rows: np.ndarray) -> tuple[Tensor, Tensor]:
@@ -236,6 +236,11 @@ class StreamSplit:
         if carry is not None and carry[0].shape[0]:
             k = carry[0].shape[0]
             yield carry[0], carry[1], torch.arange(k)
+
+    def init_rows(self) -> tuple[Tensor, Tensor]:
+        """The standardised check rows and their scores (the rows the
+        x-feature start of ``init="contributions"`` is computed on)."""
+        return self.check_rows, self.check_scores
 
     def encoded(self, encoders: Sequence[Encoder]) -> _EncodedStream:
         """The training minibatches, each passed through ``encoders``."""

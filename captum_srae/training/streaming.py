@@ -165,11 +165,6 @@ def fit_store(
     config = SRAEConfig() if config is None else config
     if not isinstance(config, SRAEConfig):
         raise TypeError(f"config must be an SRAEConfig, got {type(config).__name__}")
-    if config.init != "autoencoder":
-        raise ValueError(
-            f"config.init={config.init!r} needs the in-memory fit; load the "
-            "store with store.load() or use init='autoencoder'"
-        )
     if not isinstance(store, ActivationStore):
         raise TypeError(f"store must be an ActivationStore, got {type(store).__name__}")
     window = check_int(window, "window")

@@ -138,7 +138,9 @@ def test_retuning_changes_weights_only_after_a_rejected_round(monkeypatch):
 
 def test_retuning_gives_up_after_the_last_round_with_a_warning():
     z, y, _, _ = two_part_problem(n=300)
-    cfg = FAST.replace(retune_rounds=3, retune_min_positive=6)  # impossible rule
+    # impossible rule; the autoencoder start keeps improving the balance, so
+    # the warm rounds do not stall before the last one
+    cfg = FAST.replace(retune_rounds=3, retune_min_positive=6, init="autoencoder")
     with pytest.warns(RuntimeWarning, match="acceptance rule"):
         _, history = fit_srae(z, y, cfg, show_progress=False)
     assert len(history.rounds) == 3 and not history.accepted
@@ -177,7 +179,13 @@ def test_history_records_every_stage(tmp_path):
     z, y, _, _ = two_part_problem(n=300)
     cfg = FAST.replace(pretrain_epochs=2)
     srae, history = fit_srae(z, y, cfg, show_progress=False)
+    # init="contributions" (the default) sets the third stage by least
+    # squares instead of training it; the authors' start trains all three
     assert [(p["stage"], p["epoch"]) for p in history.pretrain] == [
+        (s, e) for s in (1, 2) for e in (1, 2)
+    ]
+    _, authors = fit_srae(z, y, cfg.replace(init="autoencoder"), show_progress=False)
+    assert [(p["stage"], p["epoch"]) for p in authors.pretrain] == [
         (s, e) for s in (1, 2, 3) for e in (1, 2)
     ]
     keys = {"round", "epoch", "lr", "total", "prediction", "reconstruction"}

@@ -3,8 +3,9 @@ r"""The project's own start for the x-features (``SRAEConfig(init=
 "contributions")``): each x-feature begins as the score carried by one group
 of activation channels that fire together.
 
-A least-squares fit of the (standardised) score on the raw activations
-``y ≈ Σ_d w_d z_d + b`` splits the score into per-channel contributions
+A ridge fit of the (standardised) score on the activations
+``y ≈ Σ_d w_d z_d + b`` (penalty :data:`RIDGE` × N on the weights of the
+standardised activations) splits the score into per-channel contributions
 ``c_id = z_id w_d``. The channels with ``w_d > 0`` carry positive evidence,
 the others negative evidence. Each side's contribution matrix is factorised
 by NMF, ``C ≈ H W``, into groups of channels whose contributions rise and fall
@@ -25,7 +26,7 @@ from torch import Tensor
 
 from captum_srae.core.model import SRAE
 
-__all__ = ["contribution_targets", "init_from_contributions"]
+__all__ = ["RIDGE", "contribution_targets", "init_from_contributions"]
 
 
 def _least_squares(x: Tensor, target: Tensor) -> Tensor:
@@ -47,7 +48,8 @@ def _ridge(z: Tensor, y: Tensor, ridge: float) -> Tensor:
     mean, std = z64.mean(0), z64.std(0).clamp_min(1e-12)
     x = (z64 - mean) / std
     yc = y64 - y64.mean(0)
-    gram = x.t() @ x + ridge * x.shape[0] * torch.eye(x.shape[1], dtype=x.dtype)
+    eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    gram = x.t() @ x + ridge * x.shape[0] * eye
     return torch.linalg.solve(gram, x.t() @ yc) / std[:, None]
 
 

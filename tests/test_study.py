@@ -550,3 +550,30 @@ def test_parts_problem_scores_a_fit_on_a_tiny_cnn() -> None:
         PartsProblem(target=4)
     with pytest.raises(ValueError, match="n_maps"):
         PartsProblem(n_maps=1)
+
+
+def test_plot_tradeoff_puts_each_point_at_its_means() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from captum_srae.evaluation.study import plot_tradeoff
+
+    records = [
+        {"point": p, "seed": s, "metrics": {"r2": r2, "top_share": share}}
+        for p, s, r2, share in [
+            ("a", 0, 0.9, 0.5),
+            ("a", 1, 0.8, 0.7),
+            ("b", 0, 0.99, 0.3),
+            ("b", 1, 0.97, 0.3),
+        ]
+    ]
+    ax = plot_tradeoff(records, "r2", "top_share", labels={"a": "A"})
+    centres = sorted(
+        (round(float(c.lines[0].get_xdata()[0]), 6), float(c.lines[0].get_ydata()[0]))
+        for c in ax.containers
+    )
+    assert centres == [(0.85, pytest.approx(0.6)), (0.98, pytest.approx(0.3))]
+    assert {t.get_text() for t in ax.texts} == {"A", "b"}
+    assert ax.get_xlabel() == "r2" and ax.get_ylabel() == "top_share"
+    with pytest.raises(ValueError, match="metrics"):
+        plot_tradeoff(records, "r2", "nope")

@@ -14,7 +14,8 @@ intervals.
 - :mod:`~captum_srae.evaluation.study.runner`: :func:`run_study`, resumable,
   one JSON line per fit (:mod:`~captum_srae.evaluation.study.results`);
 - :mod:`~captum_srae.evaluation.study.bootstrap`: :func:`summarize` and
-  :func:`paired_difference`, rendered by :func:`format_summary`.
+  :func:`paired_difference`, rendered by :func:`format_summary`;
+  :func:`plot_tradeoff` draws one metric against another.
 
 ``captum-srae study`` runs it from the command line.
 
@@ -42,6 +43,7 @@ from captum_srae.evaluation.study.grid import (
     expand_grid,
 )
 from captum_srae.evaluation.study.parts import PartsProblem
+from captum_srae.evaluation.study.plot import plot_tradeoff
 from captum_srae.evaluation.study.problems import ProblemData, StudyProblem
 from captum_srae.evaluation.study.results import load_results
 from captum_srae.evaluation.study.runner import run_study
@@ -76,6 +78,7 @@ __all__ = [
     "format_summary",
     "load_results",
     "paired_difference",
+    "plot_tradeoff",
     "positive_shares",
     "run_study",
     "summarize",

@@ -136,3 +136,18 @@ def test_contribution_init_with_fewer_channels_than_groups() -> None:
     t, k_pos = contribution_targets(z, y, 4)
     assert k_pos == 3 and t.shape == (200, 4)
     assert bool(torch.isfinite(t).all()) and float(t[:, 2].abs().max()) == 0.0
+
+
+def test_quiet_quality_warnings_silences_only_those() -> None:
+    from captum_srae.training.history import quiet_quality_warnings
+
+    h = TrainingHistory(dead_features=[0], top_share=1.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_quality_warnings():
+            concept_warnings(h)
+            warnings.warn(
+                "SRAE re-tuning did not meet the acceptance rule", RuntimeWarning
+            )
+            warnings.warn("something else", RuntimeWarning)
+    assert [str(w.message) for w in caught] == ["something else"]

@@ -4,8 +4,10 @@ the re-tuning acceptance rule and :class:`TrainingDivergedError`."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -177,6 +179,27 @@ def record_concepts(
     history.dead_features = [int(k) for k in torch.nonzero((e > 0).sum(0) == 0)[:, 0]]
     mean_c = e.mean(dim=0)[None, :] * weight.detach().to(e.dtype)
     history.top_share = positive_share(mean_c)
+
+
+#: Regular expressions of the warnings :func:`~captum_srae.fit_srae` gives
+#: about the explanation's quality (the acceptance rule, dead and
+#: monopolising x-features), for callers that record them as numbers
+#: instead (:func:`quiet_quality_warnings`).
+QUALITY_WARNINGS = (
+    "SRAE re-tuning did not meet the acceptance rule",
+    r"x-feature\(s\) .* are zero on every held-out sample",
+    "one x-feature carries",
+)
+
+
+@contextlib.contextmanager
+def quiet_quality_warnings() -> Iterator[None]:
+    """Silence :data:`QUALITY_WARNINGS` inside the block (other warnings
+    still show)."""
+    with warnings.catch_warnings():
+        for message in QUALITY_WARNINGS:
+            warnings.filterwarnings("ignore", message, RuntimeWarning)
+        yield
 
 
 def concept_warnings(history: TrainingHistory, stacklevel: int = 4) -> None:

@@ -22,14 +22,13 @@ everywhere an SRAE can.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
 from captum_srae.evaluation.baselines.base import check_fit_data, check_seed
 from captum_srae.training import fit_srae
-from captum_srae.training.history import TrainingHistory
+from captum_srae.training.history import TrainingHistory, quiet_quality_warnings
 
 __all__ = ["ABLATED_FIELDS", "autoencoder_config", "fit_autoencoder"]
 
@@ -104,8 +103,5 @@ def fit_autoencoder(
     check_fit_data(z, y, n_concepts, pooling)
     check_seed(seed)
     cfg = autoencoder_config(config, n_concepts, seed).replace(pooling=pooling)
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="SRAE re-tuning did not meet", category=RuntimeWarning
-        )
+    with quiet_quality_warnings():  # a baseline: its numbers say it all
         return fit_srae(z, y, cfg, show_progress=show_progress)

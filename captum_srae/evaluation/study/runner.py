@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numbers
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,18 +26,10 @@ from captum_srae.evaluation.study.results import (
 )
 from captum_srae.evaluation.study.scoring import common_metrics
 from captum_srae.training.fit import fit_srae
-from captum_srae.training.history import TrainingDivergedError
+from captum_srae.training.history import TrainingDivergedError, quiet_quality_warnings
 from captum_srae.utils.atomic import PathLike
 
 __all__ = ["base_fields", "check_seeds", "fit_point", "run_study"]
-
-#: fit_srae's warnings that a study records as metrics instead ("accepted",
-#: "dead_features", "top_share").
-_RECORDED = (
-    "SRAE re-tuning did not meet the acceptance rule",
-    r"x-feature\(s\) .* are zero on every held-out sample",
-    "one x-feature carries",
-)
 
 
 def check_seeds(seeds: Any) -> list[int]:
@@ -117,9 +108,7 @@ def fit_point(
     """
     start = time.perf_counter()
     try:
-        with warnings.catch_warnings():  # recorded as metrics
-            for message in _RECORDED:
-                warnings.filterwarnings("ignore", message, RuntimeWarning)
+        with quiet_quality_warnings():  # recorded as metrics
             srae, history = fit_srae(
                 data.z_train, data.y_train, config, show_progress=False
             )

@@ -41,9 +41,6 @@ def _least_squares(x: Tensor, target: Tensor) -> Tensor:
 RIDGE = 0.1
 
 
-BASELINE_QUANTILE: float | None = None
-
-
 def _ridge(z: Tensor, y: Tensor, ridge: float) -> Tensor:
     """``(D, K)`` ridge weights of ``y`` on ``z`` in raw units (the penalty
     ``ridge * N`` on the weights of the standardised activations)."""
@@ -99,9 +96,6 @@ def contribution_targets(
         of positive-evidence targets.
     """
     w = _ridge(z, y, RIDGE)  # (D, K)
-    if BASELINE_QUANTILE is not None:
-        floor = torch.quantile(z.double(), BASELINE_QUANTILE, dim=0)
-        z = (z.double() - floor).clamp_min(0)
     c = torch.cat([z.double() * w[:, j] for j in range(w.shape[1])], dim=1)
     sign = torch.cat([w[:, j] for j in range(w.shape[1])]) > 0
     pos, neg = c[:, sign], -c[:, ~sign]

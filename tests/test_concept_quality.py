@@ -147,7 +147,9 @@ def test_quiet_quality_warnings_silences_only_those() -> None:
         with quiet_quality_warnings():
             concept_warnings(h)
             warnings.warn(
-                "SRAE re-tuning did not meet the acceptance rule", RuntimeWarning
+                "SRAE re-tuning did not meet the acceptance rule",
+                RuntimeWarning,
+                stacklevel=1,
             )
-            warnings.warn("something else", RuntimeWarning)
+            warnings.warn("something else", RuntimeWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["something else"]

@@ -556,6 +556,8 @@ def test_plot_tradeoff_puts_each_point_at_its_means() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     from captum_srae.evaluation.study import plot_tradeoff
 
     records = [
@@ -575,5 +577,7 @@ def test_plot_tradeoff_puts_each_point_at_its_means() -> None:
     assert centres == [(0.85, pytest.approx(0.6)), (0.98, pytest.approx(0.3))]
     assert {t.get_text() for t in ax.texts} == {"A", "b"}
     assert ax.get_xlabel() == "r2" and ax.get_ylabel() == "top_share"
+    plt.close(ax.figure)
     with pytest.raises(ValueError, match="metrics"):
         plot_tradeoff(records, "r2", "nope")
+    assert plt.get_fignums() == []  # the failed call opened no figure

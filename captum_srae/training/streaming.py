@@ -247,5 +247,5 @@ def _final_metrics(srae: SRAE, data: StreamSplit, history: TrainingHistory) -> N
     history.train_r2 = out[False][0]
     history.val_r2, history.val_rmse = out[True]
     history.dead_features = [int(i) for i in torch.nonzero(e_max <= 0)[:, 0]]
-    mean_c = (e_sum / max(int(mom.n), 1))[None, :] * srae.weight.double()
+    mean_c = (e_sum / max(int(mom.n), 1))[None, :] * srae.weight.detach().double()
     history.top_share = positive_share(mean_c)

@@ -173,7 +173,8 @@ class SRAEConfig:
             starts as the score one group carries; fine-tuning then goes on
             as usual. On problems with known parts it separates them where
             the autoencoder start does not (docs/concepts.rst; ``"qi2021"``
-            sets ``"autoencoder"``). Default: "contributions"
+            sets ``"autoencoder"``). With ``pretrain_epochs=0`` neither start
+            runs. Default: "contributions"
 
     Examples::
 

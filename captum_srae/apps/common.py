@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from captum_srae.utils.json_data import parse_json_object
+
 __all__ = [
     "SIDE_FILE",
     "FitRecord",
@@ -120,23 +122,9 @@ def parse_config(text: str | None) -> Any:
         return SRAEConfig()
     if text in ("default", "qi2021"):
         return SRAEConfig.preset(text)
-    if text.lstrip().startswith("{"):
-        source = "inline JSON"
-        raw = text
-    else:
-        path = Path(text)
-        if not path.is_file():
-            raise ValueError(
-                f"--config {text!r} is neither a preset (default, qi2021), "
-                "a JSON object nor an existing JSON file"
-            )
-        source, raw = str(path), path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--config: {source} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"--config: {source} must hold a JSON object of fields")
+    data = parse_json_object(
+        text, "--config", neither="a preset (default, qi2021), a JSON object"
+    )
     preset = data.pop("preset", "default")
     try:
         base = SRAEConfig.preset(str(preset)).to_dict()

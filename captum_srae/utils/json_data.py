@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-__all__ = ["to_jsonable"]
+__all__ = ["parse_json_object", "to_jsonable"]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -38,3 +40,30 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     return str(value)
+
+
+def parse_json_object(
+    text: str, option: str, neither: str = "a JSON object"
+) -> dict[str, Any]:
+    """An option's value: an inline JSON object or a JSON file holding one
+    (``neither`` names what else the option takes, for the error).
+
+    Raises:
+        ValueError: naming ``option``, if it is neither.
+    """
+    if text.lstrip().startswith("{"):
+        source, raw = "inline JSON", text
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise ValueError(
+                f"{option}: {text!r} is neither {neither} nor an existing JSON file"
+            )
+        source, raw = str(path), path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option}: {source} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{option}: {source} must hold a JSON object")
+    return data

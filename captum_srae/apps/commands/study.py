@@ -5,14 +5,14 @@ settings and seeds (:func:`captum_srae.evaluation.study.run_study`)."""
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from captum_srae.apps.commands.argtypes import nonnegative_int, positive_int
+from captum_srae.utils.json_data import parse_json_object
 
-__all__ = ["PROBLEM_NAMES", "add_study_command", "parse_json_object"]
+__all__ = ["PROBLEM_NAMES", "add_study_command"]
 
 #: The names of :data:`captum_srae.evaluation.study.PROBLEMS` (listed here so
 #: that ``--help`` does not import torch).
@@ -144,30 +144,6 @@ def _named(option: str, call: Callable[[], T]) -> T:
             ):
                 raise ValueError(flag + text[len(name) :]) from None
         raise ValueError(f"{option}: {text}") from None
-
-
-def parse_json_object(text: str, option: str) -> dict[str, Any]:
-    """An option's value: an inline JSON object or a JSON file holding one.
-
-    Raises:
-        ValueError: naming ``option``, if it is neither.
-    """
-    if text.lstrip().startswith("{"):
-        source, raw = "inline JSON", text
-    else:
-        path = Path(text)
-        if not path.is_file():
-            raise ValueError(
-                f"{option}: {text!r} is neither a JSON object nor an existing JSON file"
-            )
-        source, raw = str(path), path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{option}: {source} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{option}: {source} must hold a JSON object")
-    return data
 
 
 def _grid(text: str) -> dict[str, Any]:

@@ -4,8 +4,10 @@ r"""The methods a comparison can run: concept methods and single-map methods.
 Concept methods fit ``n_concepts`` concepts per class on the layer's pooled
 activations and explain through :class:`~captum_srae.SRAEAttribution`
 (closed-form Grad-CAM of each concept); single-map methods are Captum
-attributions of the class score (and, with the ``peers`` extra,
-pytorch-grad-cam's Grad-CAM).
+attributions of the class score. With the ``peers`` extra,
+:data:`PEER_METHODS` adds pytorch-grad-cam's GradCAM, GradCAM++, ScoreCAM and
+EigenCAM (map methods) and its Deep Feature Factorization (``"DFF"``, a
+concept method with its own concept maps).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from captum.attr import (
     GuidedGradCam,
     IntegratedGradients,
@@ -25,15 +26,19 @@ from torch import Tensor, nn
 
 from captum_srae.core.config import SRAEConfig
 from captum_srae.evaluation.baselines import fit_baseline
+from captum_srae.evaluation.peers.dff import DFF
+from captum_srae.evaluation.peers.gradcam import PGC_CAMS, PytorchGradCam
 from captum_srae.training import fit_srae
 
 __all__ = [
     "CONCEPT_METHODS",
     "DEFAULT_METHODS",
     "MAP_METHODS",
+    "PEER_METHODS",
     "class_maps",
     "fit_concepts",
     "method_kind",
+    "peer_method",
 ]
 
 #: Concept methods: display name → baseline name (``"srae"`` for the SRAE).
@@ -45,7 +50,8 @@ CONCEPT_METHODS: dict[str, str] = {
     "TopK SAE": "topk_sae",
     "Random basis": "random",
 }
-#: Single-map methods (the last needs the ``peers`` extra).
+#: Single-map methods; ``"pytorch-grad-cam"`` (``peers`` extra) is the old
+#: name of ``"pgc-GradCAM"``, kept as an alias.
 MAP_METHODS: tuple[str, ...] = (
     "LayerGradCam",
     "GuidedGradCam",
@@ -53,6 +59,13 @@ MAP_METHODS: tuple[str, ...] = (
     "Saliency",
     "pytorch-grad-cam",
 )
+#: Methods of the peer tools (``peers`` extra): name → ``"map"`` or
+#: ``"concept"``. The pytorch-grad-cam CAMs are class maps (EigenCAM's is
+#: class-agnostic); ``"DFF"`` is Deep Feature Factorization.
+PEER_METHODS: dict[str, str] = {
+    **{name: "map" for name in PGC_CAMS},
+    "DFF": "concept",
+}
 #: What :func:`~captum_srae.evaluation.compare.compare` runs by default.
 DEFAULT_METHODS: tuple[str, ...] = (*CONCEPT_METHODS, *MAP_METHODS[:4])
 
@@ -63,8 +76,29 @@ def method_kind(name: str) -> str:
         return "concept"
     if name in MAP_METHODS:
         return "map"
-    known = ", ".join([*CONCEPT_METHODS, *MAP_METHODS])
+    if name in PEER_METHODS:
+        return PEER_METHODS[name]
+    known = ", ".join([*CONCEPT_METHODS, *MAP_METHODS, *PEER_METHODS])
     raise ValueError(f"methods: unknown method {name!r}; known methods: {known}")
+
+
+def peer_method(name: str, n_concepts: int) -> DFF | PytorchGradCam | None:
+    """The method object of a peer method name (None for another name).
+
+    Args:
+        name (str): a method name; ``"pytorch-grad-cam"`` is ``"pgc-GradCAM"``.
+        n_concepts (int): the number of concepts (DFF).
+
+    Returns:
+        *DFF or PytorchGradCam or None*
+    """
+    if name == "DFF":
+        return DFF(n_concepts)
+    if name == "pytorch-grad-cam":
+        name = "pgc-GradCAM"
+    if name in PGC_CAMS:
+        return PytorchGradCam(PGC_CAMS[name])
+    return None
 
 
 def fit_concepts(
@@ -87,23 +121,6 @@ def _interpolated(maps: Tensor, size: tuple[int, int]) -> Tensor:
     return LayerAttribution.interpolate(maps, size, "bilinear")
 
 
-def _pytorch_grad_cam(
-    model: nn.Module, layer: nn.Module, x: Tensor, t: Tensor
-) -> Tensor:
-    try:
-        from pytorch_grad_cam import GradCAM
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise ValueError(
-            "methods: 'pytorch-grad-cam' needs the peers extra "
-            "(pip install 'captum-srae[peers]')"
-        ) from exc
-    targets = [ClassifierOutputTarget(int(c)) for c in t]
-    with GradCAM(model=model, target_layers=[layer]) as cam:
-        maps = cam(input_tensor=x, targets=targets)
-    return torch.as_tensor(maps, dtype=x.dtype)
-
-
 def class_maps(
     name: str,
     model: nn.Module,
@@ -116,7 +133,8 @@ def class_maps(
     """Input-sized maps ``(N, H, W)`` of the class ``target[i]`` of each image.
 
     Args:
-        name (str): one of :data:`MAP_METHODS`.
+        name (str): one of :data:`MAP_METHODS` or a map method of
+            :data:`PEER_METHODS`.
         model (nn.Module): the classifier.
         layer (nn.Module): the layer of the Grad-CAM variants.
         x (Tensor): images ``(N, C, H, W)``.
@@ -127,6 +145,9 @@ def class_maps(
     Returns:
         *Tensor*: ``(N, H, W)``; channel attributions are summed.
     """
+    peer = peer_method(name, 1)
+    if isinstance(peer, PytorchGradCam):
+        return peer(model, layer, x, target).detach()
     size = (int(x.shape[-2]), int(x.shape[-1]))
     tgt = target.tolist()
     runs: dict[str, Callable[[], Tensor]] = {
@@ -138,7 +159,6 @@ def class_maps(
             x, target=tgt, n_steps=ig_steps, internal_batch_size=len(tgt) * 8
         ),
         "Saliency": lambda: Saliency(model).attribute(x, target=tgt, abs=True),
-        "pytorch-grad-cam": lambda: _pytorch_grad_cam(model, layer, x, target),
     }
     maps = runs[name]().detach()
     return maps.sum(dim=1) if maps.ndim == 4 else maps

@@ -83,6 +83,8 @@ class ComparisonResult:
             training).
         seeds (list[int]): the seeds of the concept methods.
         settings (dict[str, Any]): what was compared (layer, sizes, ...).
+        errors (dict[str, str]): per method that raised (a peer or an extra
+            method), its error in one line; such a method has no rows.
     """
 
     methods: list[str]
@@ -90,6 +92,7 @@ class ComparisonResult:
     per_seed: dict[str, list[dict[str, float]]]
     seeds: list[int]
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    errors: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def metrics(self) -> list[str]:
         """The metric names that at least one method has, in table order."""
@@ -115,7 +118,7 @@ class ComparisonResult:
         """JSON data: ``{"methods": {method: {metric: mean}}, "std": ...}``.
 
         Non-finite values become None; ``per_seed``, ``seeds``, ``kinds``,
-        ``settings`` and ``higher_is_better`` are included.
+        ``settings``, ``errors`` and ``higher_is_better`` are included.
         """
 
         def clean(x: float) -> float | None:
@@ -139,6 +142,7 @@ class ComparisonResult:
             "kinds": dict(self.kinds),
             "seeds": list(self.seeds),
             "settings": dict(self.settings),
+            "errors": dict(self.errors),
         }
 
     @classmethod
@@ -157,6 +161,7 @@ class ComparisonResult:
             per_seed,
             list(data["seeds"]),
             dict(data.get("settings", {})),
+            dict(data.get("errors", {})),
         )
 
     def to_rows(self, metrics: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -191,7 +196,8 @@ class ComparisonResult:
         return buf.getvalue()
 
     def to_markdown(self, metrics: Sequence[str] | None = None) -> str:
-        """A Markdown table: methods as rows, metrics (with ↑/↓) as columns."""
+        """A Markdown table: methods as rows, metrics (with ↑/↓) as columns;
+        a note below it gives the error of each method that failed."""
         ms = list(metrics or self.metrics())
         arrow = {True: " ↑", False: " ↓", None: ""}
         head = [f"{k}{arrow[METRIC_INFO.get(k, ('', None))[1]]}" for k in ms]
@@ -200,6 +206,12 @@ class ComparisonResult:
         for row in self.to_rows(ms):
             lines.append(
                 f"| {row['method']} | " + " | ".join(row[k] for k in ms) + " |"
+            )
+        if self.errors:
+            lines.append("")
+            lines.extend(
+                f"Note: {m} failed and has no results ({msg})."
+                for m, msg in self.errors.items()
             )
         return "\n".join(lines) + "\n"
 

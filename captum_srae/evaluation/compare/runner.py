@@ -5,7 +5,9 @@ Concept methods (SRAE and the baselines of :mod:`captum_srae.evaluation.baseline
 fit ``config.n_concepts`` concepts for every class on the pooled activations
 of ``fit_inputs``, once per seed; single-map methods (Captum's
 ``LayerGradCam``, ``GuidedGradCam``, ``IntegratedGradients``, ``Saliency``;
-``"pytorch-grad-cam"`` with the ``peers`` extra) need no fitting. On
+with the ``peers`` extra, pytorch-grad-cam's CAMs) need no fitting; your
+own methods join through ``extra_methods`` (the protocol of
+:mod:`~captum_srae.evaluation.compare.protocol`). On
 ``test_inputs`` every concept method gets the faithfulness, agreement,
 conciseness, orthogonality and reconstruction metrics; on the first
 ``n_maps`` test inputs every method's class map (for the model's predicted
@@ -29,7 +31,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -38,11 +40,22 @@ from tqdm.auto import tqdm
 from captum_srae.activations import collect_activations, layer_name, resolve_layer
 from captum_srae.core.config import SRAEConfig
 from captum_srae.evaluation import metrics as M
+from captum_srae.evaluation.baselines import ConceptModel
 from captum_srae.evaluation.compare.methods import (
+    CONCEPT_METHODS,
     DEFAULT_METHODS,
+    MAP_METHODS,
+    PEER_METHODS,
     class_maps,
     fit_concepts,
     method_kind,
+    peer_method,
+)
+from captum_srae.evaluation.compare.protocol import (
+    ConceptMethodModel,
+    check_extra_methods,
+    fit_concept_method,
+    map_method_output,
 )
 from captum_srae.evaluation.compare.result import ComparisonResult
 from captum_srae.evaluation.compare.scoring import (
@@ -50,6 +63,8 @@ from captum_srae.evaluation.compare.scoring import (
     concept_metrics,
     finite_mean,
 )
+from captum_srae.evaluation.peers.dff import spatial_activations
+from captum_srae.evaluation.peers.requirements import import_peer
 from captum_srae.utils.validation import check_int
 
 __all__ = ["compare", "seed_stability"]
@@ -93,7 +108,9 @@ def _check_activations(
     NMF needs nonnegative activations."""
     for name, models in fitted.items():
         if name not in methods:
-            raise ValueError(f"fitted holds {name!r}, which is not in methods")
+            raise ValueError(
+                f"fitted holds {name!r}, which is not in methods or extra_methods"
+            )
         missing = sorted(set(range(ctx.n_classes)) - set(models))
         if missing:
             raise ValueError(
@@ -108,16 +125,43 @@ def _check_activations(
         )
 
 
-def _check(
-    methods: Sequence[str], seeds: Sequence[int], n_maps: int, masks: Any, n: int
-) -> None:
-    """Known, distinct methods; distinct int seeds; ``n_maps``; ``masks`` shape."""
-    if isinstance(methods, str) or not methods:
+class _Method(NamedTuple):
+    """A method of the run: its kind, its object (None for the built-in
+    methods of the package) and its name in error messages."""
+
+    kind: str
+    obj: Any
+    label: str
+
+
+def _methods(
+    methods: Sequence[str], extra_methods: Any, n_concepts: int
+) -> dict[str, _Method]:
+    """The methods of the run, in order: ``methods``, then the names of
+    ``extra_methods`` that ``methods`` does not list. Peers must be installed."""
+    builtin = [*CONCEPT_METHODS, *MAP_METHODS, *PEER_METHODS]
+    extra_kinds = check_extra_methods(extra_methods, builtin)
+    if isinstance(methods, str) or not (methods or extra_kinds):
         raise ValueError("methods must be a non-empty sequence of method names")
-    for name in methods:
-        method_kind(name)
     if len(set(methods)) != len(methods):
         raise ValueError(f"methods holds repeated names: {list(methods)}")
+    out: dict[str, _Method] = {}
+    for name in [*methods, *[m for m in extra_kinds if m not in methods]]:
+        if name in extra_kinds:
+            out[name] = _Method(
+                extra_kinds[name], extra_methods[name], f"extra_methods[{name!r}]"
+            )
+            continue
+        kind = method_kind(name)
+        obj = peer_method(name, n_concepts)
+        if obj is not None:
+            import_peer("grad-cam", "pytorch_grad_cam")  # a clear error up front
+        out[name] = _Method(kind, obj, name)
+    return out
+
+
+def _check(seeds: Sequence[int], n_maps: int, masks: Any, n: int) -> None:
+    """Distinct int seeds; ``n_maps``; ``masks`` shape."""
     if not seeds:
         raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
     for s in seeds:
@@ -221,10 +265,11 @@ def compare(
     n_maps: int = 100,
     n_steps: int = 20,
     baseline: str = "blur",
-    fitted: Mapping[str, Mapping[int, nn.Module]] | None = None,
+    fitted: Mapping[str, Mapping[int, Any]] | None = None,
     batch_size: int = 256,
     show_progress: bool = True,
     heatmap_layer: nn.Module | str | None = None,
+    extra_methods: Mapping[str, Any] | None = None,
 ) -> ComparisonResult:
     r"""Compare explanation methods on one model, layer and data set.
 
@@ -257,93 +302,139 @@ def compare(
             "mean". Default: "blur"
         fitted (Mapping, optional): already fitted concepts for the first
             seed, ``{method: {class: model}}`` (e.g.
-            ``{"SRAE": explainer.sraes_}``). Default: None
+            ``{"SRAE": explainer.sraes_}``); for ``"DFF"`` and
+            ``extra_methods`` a model may also be what the method's ``fit``
+            returns. Default: None
         batch_size (int, optional): images per forward pass when collecting
             activations. Default: 256
         show_progress (bool, optional): a progress bar. Default: True
         heatmap_layer (nn.Module or str, optional): where the concept maps
             are drawn. Default: None (``layer``)
+        extra_methods (Mapping[str, Any], optional): your own methods by
+            name, run after ``methods`` (or where ``methods`` lists their
+            names): concept methods (objects with ``fit(z, y, seed)``) and
+            map methods (callables ``(model, layer, x, target) -> maps``),
+            see :mod:`~captum_srae.evaluation.compare.protocol`. Their names
+            may not be built-in names. Default: None
 
     Returns:
         *ComparisonResult*: the table; ``to_dict()``, ``to_markdown()``,
-        ``to_csv()`` and ``plot()`` write it out.
+        ``to_csv()`` and ``plot()`` write it out. A peer or extra method that
+        raises is left out of the table and its error is kept in
+        ``errors`` (the other methods still run).
 
     Raises:
         ValueError: on an unknown or repeated method, repeated seeds, bad
             ``n_maps``, ``masks``, ``labels`` or ``relevant_parts``, ``fitted``
-            concepts that miss a class, or NMF on negative activations.
-        TypeError: if ``seeds`` or ``n_maps`` are not ints.
+            concepts that miss a class, NMF on negative activations, a peer
+            method without the ``peers`` extra, DFF (or another spatial
+            method) on a layer without ``(N, C, h, w)`` activations, or an
+            ``extra_methods`` name that is a built-in name.
+        TypeError: if ``seeds`` or ``n_maps`` are not ints, or an
+            ``extra_methods`` value is no concept or map method.
     """
     n = int(test_inputs.shape[0])
-    _check(methods, seeds, n_maps, masks, n)
-    _check_data(labels, masks, relevant_parts, n)
     cfg = config if config is not None else SRAEConfig()
+    specs = _methods(methods, extra_methods, cfg.n_concepts)
+    _check(seeds, n_maps, masks, n)
+    _check_data(labels, masks, relevant_parts, n)
     module = resolve_layer(model, layer)
+    name = layer if isinstance(layer, str) else layer_name(model, layer)
     with _eval_mode(model):
         ctx = _context(
             model, module, fit_inputs, test_inputs, cfg, batch_size, labels, masks,
             relevant_parts, min(n_maps, n), n_steps, baseline, heatmap_layer,
         )  # fmt: skip
-        _check_activations(ctx, methods, fitted or {})
-        return _run(ctx, methods, cfg, seeds, fitted or {}, show_progress, layer)
+        _check_activations(ctx, list(specs), fitted or {})
+        spatial = _spatial(specs, model, module, fit_inputs, cfg, batch_size, name)
+        return _run(ctx, specs, cfg, seeds, fitted or {}, show_progress, name, spatial)
+
+
+def _spatial(
+    specs: Mapping[str, _Method],
+    model: nn.Module,
+    module: nn.Module,
+    fit_inputs: Tensor,
+    cfg: SRAEConfig,
+    batch_size: int,
+    name: str,
+) -> Tensor | None:
+    """The unpooled fit activations when a concept method is spatial (DFF)."""
+    users = [
+        s.label
+        for s in specs.values()
+        if s.kind == "concept" and getattr(s.obj, "spatial", False)
+    ]
+    if not users:
+        return None
+    if cfg.pooling != "avg":
+        raise ValueError(
+            f"{users[0]} factorises spatial activations and needs "
+            f"config.pooling='avg', got {cfg.pooling!r}"
+        )
+    return spatial_activations(
+        model, module, fit_inputs, batch_size=batch_size, method=users[0],
+        layer_name=name,
+    )  # fmt: skip
+
+
+def _error(exc: BaseException) -> str:
+    """One line: the exception's type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _fitted_model(
+    obj: Any, ctx: ComparisonContext, t: int, cfg: SRAEConfig, label: str
+) -> nn.Module:
+    """A pre-fitted model of ``fitted``: a ConceptModel as is, else the
+    fitted object of a concept method, wrapped."""
+    if isinstance(obj, ConceptModel):
+        return obj  # type: ignore[return-value]
+    return ConceptMethodModel.from_fitted(
+        obj, ctx.z_fit, ctx.y_fit[:, t], pooling=cfg.pooling, label=label
+    )
 
 
 def _run(
     ctx: ComparisonContext,
-    methods: Sequence[str],
+    specs: Mapping[str, _Method],
     cfg: SRAEConfig,
     seeds: Sequence[int],
-    fitted: Mapping[str, Mapping[int, nn.Module]],
+    fitted: Mapping[str, Mapping[int, Any]],
     show_progress: bool,
-    layer: nn.Module | str,
+    layer: str,
+    spatial: Tensor | None,
 ) -> ComparisonResult:
-    kinds = {name: method_kind(name) for name in methods}
-    total = sum(len(seeds) if k == "concept" else 1 for k in kinds.values())
+    total = sum(len(seeds) if s.kind == "concept" else 1 for s in specs.values())
     per_seed: dict[str, list[dict[str, float]]] = {}
+    errors: dict[str, str] = {}
     bar = tqdm(total=total, desc="compare", disable=not show_progress)
     try:
-        for name in methods:
-            runs: list[dict[str, float]] = []
-            if kinds[name] == "map":
-                bar.set_postfix_str(name)
-                start = time.perf_counter()
-                maps = class_maps(
-                    name, ctx.model, ctx.module, ctx.x_maps, ctx.pred_maps
-                )
-                row = {"map_seconds": time.perf_counter() - start}
-                row.update(ctx.class_map_metrics(maps))
-                per_seed[name] = [row]
-                bar.update()
-                continue
-            features = []
-            for j, seed in enumerate(seeds):
-                bar.set_postfix_str(f"{name}, seed {seed}")
-                start = time.perf_counter()
-                if j == 0 and name in fitted:
-                    models = dict(fitted[name])
+        for name, spec in specs.items():
+            done = bar.n
+            try:
+                if spec.kind == "map":
+                    per_seed[name] = [_map_row(ctx, name, spec, bar)]
                 else:
-                    models = {
-                        t: fit_concepts(name, ctx.z_fit, ctx.y_fit[:, t], cfg, seed)
-                        for t in range(ctx.n_classes)
-                    }
-                fit_time = time.perf_counter() - start
-                row, e = concept_metrics(ctx, models)
-                row["fit_seconds"] = fit_time
-                runs.append(row)
-                features.append(e)
-                bar.update()
-            for row, score in zip(runs, seed_stability(features), strict=False):
-                row["stability"] = score
-            per_seed[name] = runs
+                    per_seed[name] = _concept_rows(
+                        ctx, name, spec, cfg, seeds, fitted, spatial, bar
+                    )
+            except Exception as exc:
+                if spec.obj is None:  # the package's own methods: a bug, raise
+                    raise
+                errors[name] = _error(exc)
+                per_seed[name] = []
+                bar.update(done + (len(seeds) if spec.kind == "concept" else 1) - bar.n)
     finally:
         bar.close()
     return ComparisonResult(
-        methods=list(methods),
-        kinds=kinds,
+        methods=list(specs),
+        kinds={name: spec.kind for name, spec in specs.items()},
         per_seed=per_seed,
         seeds=list(seeds),
         settings={
-            "layer": layer if isinstance(layer, str) else layer_name(ctx.model, layer),
+            "layer": layer,
             "n_concepts": cfg.n_concepts,
             "n_fit": int(ctx.z_fit.shape[0]),
             "n_test": int(ctx.z_test.shape[0]),
@@ -351,4 +442,76 @@ def _run(
             "n_steps": ctx.n_steps,
             "baseline": ctx.baseline,
         },
+        errors=errors,
     )
+
+
+def _map_row(
+    ctx: ComparisonContext, name: str, spec: _Method, bar: Any
+) -> dict[str, float]:
+    """The metrics of a single-map method."""
+    bar.set_postfix_str(name)
+    start = time.perf_counter()
+    if spec.obj is None:
+        maps = class_maps(name, ctx.model, ctx.module, ctx.x_maps, ctx.pred_maps)
+    else:
+        out = spec.obj(ctx.model, ctx.module, ctx.x_maps, ctx.pred_maps)
+        maps = map_method_output(out, ctx.x_maps, spec.label)
+    row = {"map_seconds": time.perf_counter() - start}
+    row.update(ctx.class_map_metrics(maps))
+    bar.update()
+    return row
+
+
+def _concept_rows(
+    ctx: ComparisonContext,
+    name: str,
+    spec: _Method,
+    cfg: SRAEConfig,
+    seeds: Sequence[int],
+    fitted: Mapping[str, Mapping[int, Any]],
+    spatial: Tensor | None,
+    bar: Any,
+) -> list[dict[str, float]]:
+    """The metrics of a concept method, one row per seed."""
+    runs: list[dict[str, float]] = []
+    features = []
+    for j, seed in enumerate(seeds):
+        bar.set_postfix_str(f"{name}, seed {seed}")
+        start = time.perf_counter()
+        if j == 0 and name in fitted:
+            models = (
+                dict(fitted[name])
+                if spec.obj is None
+                else {
+                    t: _fitted_model(m, ctx, t, cfg, spec.label)
+                    for t, m in fitted[name].items()
+                }
+            )
+        elif spec.obj is None:
+            models = {
+                t: fit_concepts(name, ctx.z_fit, ctx.y_fit[:, t], cfg, seed)
+                for t in range(ctx.n_classes)
+            }
+        else:
+            models = {
+                t: fit_concept_method(
+                    spec.obj,
+                    ctx.z_fit,
+                    ctx.y_fit[:, t],
+                    seed,
+                    pooling=cfg.pooling,
+                    spatial=spatial,
+                    label=spec.label,
+                )  # fmt: skip
+                for t in range(ctx.n_classes)
+            }
+        fit_time = time.perf_counter() - start
+        row, e = concept_metrics(ctx, models)
+        row["fit_seconds"] = fit_time
+        runs.append(row)
+        features.append(e)
+        bar.update()
+    for row, score in zip(runs, seed_stability(features), strict=False):
+        row["stability"] = score
+    return runs

@@ -5,6 +5,10 @@ r"""The metrics of one run of :func:`~captum_srae.evaluation.compare.compare`.
 scores, the images that get maps, part masks) and scores class maps;
 :func:`concept_metrics` scores one fit of a concept method (one model per
 class), with :func:`concept_map_metrics` for its maps.
+
+:func:`concept_map_scores` and :func:`class_map_scores` are the localisation
+scores of the table as plain functions of maps and masks, so the maps of any
+method (yours included) get the same numbers as the compared ones.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from torch import Tensor, nn
 from captum_srae.attribution import SRAEAttribution
 from captum_srae.attribution.heatmaps import XFeatureModel
 from captum_srae.evaluation import metrics as M
+from captum_srae.evaluation.compare.protocol import ConceptMethodModel
 
 __all__ = [
     "ComparisonContext",
+    "class_map_scores",
     "concept_map_metrics",
+    "concept_map_scores",
     "concept_metrics",
     "finite_mean",
 ]
@@ -32,6 +39,94 @@ def finite_mean(values: Sequence[float]) -> float:
     """The mean of the finite values; NaN when there is none."""
     finite = [float(v) for v in values if math.isfinite(float(v))]
     return sum(finite) / len(finite) if finite else math.nan
+
+
+def concept_map_scores(maps: Tensor, masks: Tensor) -> dict[str, float]:
+    r"""Part purity and part IoU of concept maps: the ``part_purity`` and
+    ``part_iou`` columns of :func:`compare` for one class.
+
+    :func:`~captum_srae.evaluation.metrics.part_association` (relative
+    threshold: half each image's peak) gives the data-set IoU of every
+    concept with every part; over the concepts that overlap some part,
+    ``part_purity`` is the mean purity ``max_q IoU_kq / Σ_q IoU_kq`` and
+    ``part_iou`` the mean best IoU ``max_q IoU_kq``. Both are NaN when no
+    concept overlaps a part. Higher is better.
+
+    Args:
+        maps (Tensor): concept maps ``(N, k, h, w)`` (any spatial size; they
+            are resized to the masks').
+        masks (Tensor): boolean part masks ``(N, P, H, W)``.
+
+    Returns:
+        *dict[str, float]*: ``{"part_purity": ..., "part_iou": ...}``.
+
+    Raises:
+        ValueError: on mismatched shapes or non-finite maps.
+
+    Examples::
+
+        >>> from captum_srae.evaluation.compare import concept_map_scores
+        >>> maps = my_method_maps(x)            # (N, k, h, w), yours
+        >>> concept_map_scores(maps, data.masks)
+        {'part_purity': 0.83, 'part_iou': 0.41}
+    """
+    assoc = M.part_association(maps, masks)
+    active = assoc.iou.sum(dim=1) > 0
+    if not bool(active.any()):
+        return {"part_purity": math.nan, "part_iou": math.nan}
+    return {
+        "part_purity": float(assoc.purity[active].mean()),
+        "part_iou": float(assoc.iou[active].max(dim=1).values.mean()),
+    }
+
+
+def class_map_scores(
+    maps: Tensor, masks: Tensor, *, parts: Sequence[int] | None = None
+) -> dict[str, float]:
+    r"""Pointing game and relevance mass of class maps: the ``pointing_game``
+    and ``relevance_mass`` columns of :func:`compare`.
+
+    The relevant region of image ``i`` is ``masks[i]`` when the masks are
+    ``(N, H, W)``, else the union of the ``parts`` of ``(N, P, H, W)`` masks
+    (all parts by default, like ``relevant_parts`` of :func:`compare`). See
+    :func:`~captum_srae.evaluation.metrics.pointing_game` and
+    :func:`~captum_srae.evaluation.metrics.relevance_mass_accuracy`. Higher is
+    better.
+
+    Args:
+        maps (Tensor): class maps ``(N, h, w)`` or ``(N, c, h, w)`` (channels
+            summed; resized to the masks').
+        masks (Tensor): boolean ``(N, H, W)`` relevant regions or
+            ``(N, P, H, W)`` part masks.
+        parts (Sequence[int], optional): the relevant parts of 4-D masks.
+            Default: None (all)
+
+    Returns:
+        *dict[str, float]*: ``{"pointing_game": ..., "relevance_mass": ...}``.
+
+    Raises:
+        ValueError: on mismatched shapes, or ``parts`` with 3-D masks.
+
+    Examples::
+
+        >>> from captum_srae.evaluation.compare import class_map_scores
+        >>> class_map_scores(my_maps, data.masks, parts=[2, 3])
+        {'pointing_game': 0.9, 'relevance_mass': 0.55}
+    """
+    if not isinstance(masks, Tensor) or masks.ndim not in (3, 4):
+        shape = tuple(masks.shape) if isinstance(masks, Tensor) else masks
+        raise ValueError(
+            f"masks must be a boolean (N, H, W) or (N, P, H, W) tensor, got {shape}"
+        )
+    if masks.ndim == 4:
+        chosen = list(range(masks.shape[1])) if parts is None else list(parts)
+        masks = masks[:, chosen].any(dim=1)
+    elif parts is not None:
+        raise ValueError("parts needs (N, P, H, W) masks, got (N, H, W) masks")
+    return {
+        "pointing_game": float(M.pointing_game(maps, masks).score),
+        "relevance_mass": float(M.relevance_mass_accuracy(maps, masks).score),
+    }
 
 
 class ComparisonContext:
@@ -66,9 +161,7 @@ class ComparisonContext:
         """Localisation and deletion/insertion of class maps ``(n, H, W)``."""
         out: dict[str, float] = {}
         if self.relevant is not None:
-            out["pointing_game"] = float(M.pointing_game(maps, self.relevant).score)
-            rma = M.relevance_mass_accuracy(maps, self.relevant)
-            out["relevance_mass"] = float(rma.score)
+            out.update(class_map_scores(maps, self.relevant))
         kw = {"baseline": self.baseline, "n_steps": self.n_steps}
         tgt = self.pred_maps
         out["deletion_auc"] = float(
@@ -108,8 +201,9 @@ def concept_metrics(
             res = M.orthogonality(e, m.weight[0])
             for key, value in res._asdict().items():
                 orth.setdefault(key, []).append(float(value))
-            pr = M.partial_reconstruction(m.decode(e), ctx.z_test)
-            recon.append(float(pr.fraction_explained))
+            if getattr(m, "has_decoder", True):  # else NaN: no reconstruction
+                pr = M.partial_reconstruction(m.decode(e), ctx.z_test)
+                recon.append(float(pr.fraction_explained))
     out["top1_agreement"] = float(M.top1_agreement(ctx.y_test, xnn))
     if ctx.labels is not None and ctx.n_classes >= 2:
         try:
@@ -144,13 +238,14 @@ def concept_map_metrics(
     del_sum = ins_sum = start_sum = 0.0
     kw = {"baseline": ctx.baseline, "n_steps": ctx.n_steps}
     for t, m in models.items():
-        maps = sa.attribute(x, target=t)
+        if isinstance(m, ConceptMethodModel) and m.has_concept_maps:
+            maps = m.concept_maps(ctx.model, ctx.module, x)
+        else:
+            maps = sa.attribute(x, target=t)
         if ctx.masks is not None:
-            assoc = M.part_association(maps, ctx.masks)
-            active = assoc.iou.sum(dim=1) > 0
-            if bool(active.any()):
-                purity.append(float(assoc.purity[active].mean()))
-                iou.append(float(assoc.iou[active].max(dim=1).values.mean()))
+            scores = concept_map_scores(maps, ctx.masks)
+            purity.append(scores["part_purity"])
+            iou.append(scores["part_iou"])
         rows = torch.nonzero(ctx.pred_maps == t).flatten()
         if rows.numel() == 0:
             continue
@@ -170,7 +265,7 @@ def concept_map_metrics(
         del_sum += float(M.deletion_curve(xm, xs, ss, ks, **kw).auc.sum())
         ins_sum += float(M.insertion_curve(xm, xs, ss, ks, **kw).auc.sum())
         start_sum += float(s0.sum())
-    if purity:
+    if any(math.isfinite(v) for v in purity):
         out["part_purity"], out["part_iou"] = finite_mean(purity), finite_mean(iou)
     if start_sum > 0:
         out["concept_deletion_auc"] = del_sum / start_sum

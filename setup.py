@@ -42,8 +42,14 @@ DOCS_REQUIRES = ["sphinx", "furo"]
 BENCH_REQUIRES = ["pytest-benchmark"]
 # Executing the tutorial notebooks (tutorials/*.ipynb) as tests.
 NOTEBOOKS_REQUIRES = ["pytest", "nbmake", "ipykernel", "pillow"]
-# Peers used only for side-by-side comparisons; imported lazily.
-PEERS_REQUIRES = ["grad-cam"]
+# Peers used only for side-by-side comparisons; imported lazily and checked
+# against the same ranges (captum_srae.evaluation.peers.PEER_VERSIONS).
+PEERS_REQUIRES = [
+    "grad-cam>=1.5,<2",
+    "overcomplete>=0.3,<0.4",
+    "quantus>=0.6,<0.7",
+    "craft-xai==0.0.3",
+]
 DEV_REQUIRES = TEST_REQUIRES + DOCS_REQUIRES + ["ruff", "import-linter", "tox"]
 
 setup(

@@ -158,6 +158,32 @@ def test_an_epoch_visits_every_training_row_once(tmp_path, window) -> None:
     assert sum(len(b[0]) for b in capped) == 70
 
 
+def test_a_capped_epoch_draws_from_the_whole_store(tmp_path) -> None:
+    # a store written in order (row i holds i): with the old block reading, a
+    # capped epoch came from one or two windows; now its rows are drawn
+    # uniformly from every training row, without repeats within an epoch
+    store = identity_store(tmp_path)
+    cfg = TINY.replace(batch_size=30, epoch_samples=70)
+    data = split_for(store, cfg, window=64)
+    train, _ = holdout_split(500, cfg.val_fraction, cfg.seed)
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.zeros(500)
+    for epoch in range(60):
+        rows = torch.cat([zb[:, 0] for zb, _, _ in data.train_batches(cfg, gen)])
+        rows = rows.long()
+        assert rows.numel() == 70 and rows.unique().numel() == 70
+        assert set(rows.tolist()) <= set(train.tolist())
+        if epoch == 0:
+            assert len(set((rows // 64).tolist())) >= 6  # of 8 windows
+        counts[rows] += 1
+    assert float(counts[train].sum()) == 60 * 70
+    first, second = counts[:250].sum(), counts[250:].sum()
+    n_first = int((train < 250).sum())
+    expected = 60 * 70 * n_first / len(train)
+    assert abs(float(first) - expected) < 0.1 * expected
+    assert float(second) == 60 * 70 - float(first)
+
+
 def test_streamed_least_squares_and_evaluation_match_in_memory(tmp_path) -> None:
     z, y = three_factor_problem(400, 12, seed=3)
     y = torch.stack([y, z[:, 0] - y], dim=1)  # two outputs

@@ -151,6 +151,7 @@ class StreamSplit:
 
     Attributes:
         check_rows (Tensor): the standardised ``subset_rows``.
+        train_rows (ndarray): the store rows of the training side.
         val_rows (tuple[Tensor, Tensor] or None): the standardised ``(z, y)``
             of ``val_rows``, None when the held-out rows are streamed.
     """
@@ -171,6 +172,7 @@ class StreamSplit:
         self.store, self.srae, self.is_val = store, srae, is_val
         self.device, self.parallel, self.window = device, parallel, window
         self.check_contributions = check_contributions
+        self.train_rows = np.flatnonzero(~is_val)
         self.check_rows, self.check_scores = self._read(subset_rows)
         self.val_rows = None if val_rows is None else self._read(val_rows)
 
@@ -209,24 +211,43 @@ class StreamSplit:
     def train_batches(
         self, config: SRAEConfig, gen: torch.Generator
     ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
-        """One epoch of standardised minibatches: blocks of ``window`` rows in
-        a shuffled order, the training rows shuffled within each block; at
-        most ``config.epoch_samples`` rows if set."""
-        n, size = len(self.store), config.batch_size
-        cap = config.epoch_samples
-        left = n if cap is None else cap
-        order = torch.randperm(-(-n // self.window), generator=gen).tolist()
+        """One epoch of standardised minibatches.
+
+        A full epoch (``config.epoch_samples`` None or at least the training
+        rows) reads blocks of ``window`` rows in a shuffled order, the
+        training rows shuffled within each block. A capped epoch draws its
+        ``epoch_samples`` rows uniformly from *all* training rows (so a store
+        written in class order still gives mixed epochs) and reads them
+        ``window`` rows at a time, each group read in store order and then
+        shuffled."""
+        n, cap = len(self.store), config.epoch_samples
+        if cap is not None and cap < self.train_rows.size:
+            draw = torch.randperm(self.train_rows.size, generator=gen)[:cap]
+            picked = self.train_rows[draw.numpy()]
+            groups = (
+                np.sort(picked[i : i + self.window]) for i in range(0, cap, self.window)
+            )
+        else:
+            order = torch.randperm(-(-n // self.window), generator=gen).tolist()
+            groups = (
+                b * self.window
+                + np.flatnonzero(~self.is_val[b * self.window :][: self.window])
+                for b in order
+            )
+        yield from self._minibatches(groups, config.batch_size, gen)
+
+    def _minibatches(
+        self, groups: Iterable[np.ndarray], size: int, gen: torch.Generator
+    ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """Minibatches of ``size`` rows from groups of store rows, each group
+        read at once and shuffled; a remainder carries into the next group."""
         carry: tuple[Tensor, Tensor] | None = None
-        for block in order:
-            if left <= 0:
-                break
-            start = block * self.window
-            stop = min(start + self.window, n)
-            rows = start + np.flatnonzero(~self.is_val[start:stop])
-            shuffled = torch.randperm(rows.size, generator=gen).numpy()
-            rows = rows[shuffled][:left]
-            left -= rows.size
+        for rows in groups:
+            if not rows.size:
+                continue
             z, y = self._standardized(*self.store.rows(rows))
+            shuffled = torch.randperm(rows.size, generator=gen)
+            z, y = z[shuffled], y[shuffled]
             if carry is not None:
                 z, y = torch.cat([carry[0], z]), torch.cat([carry[1], y])
             full = z.shape[0] - z.shape[0] % size

@@ -63,8 +63,9 @@ def add_compare_command(commands: Any) -> None:
         default=None,
         metavar="NAME",
         help=(
-            "methods to compare (default: all but pytorch-grad-cam, which needs "
-            "the peers extra); names with spaces in quotes, e.g. 'TopK SAE'"
+            "methods to compare (default: the package's own; with the peers "
+            "extra also pgc-GradCAM, pgc-GradCAM++, pgc-ScoreCAM, pgc-EigenCAM "
+            "and DFF); names with spaces in quotes, e.g. 'TopK SAE'"
         ),
     )
     p.add_argument(

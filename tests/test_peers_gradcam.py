@@ -22,6 +22,7 @@ from captum_srae.apps.parts_comparison import PARTS_SETTINGS
 from captum_srae.datasets import make_parts_dataset
 from captum_srae.datasets.models import train_or_load
 from captum_srae.evaluation.compare import (
+    OVERCOMPLETE_METHODS,
     PEER_METHODS,
     ComparisonResult,
     class_maps,
@@ -259,7 +260,7 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result = compare(
         model, "conv4", fit.images, test.images,
         labels=test.labels, masks=test.masks, relevant_parts=[2, 3],
-        methods=["LayerGradCam", "pytorch-grad-cam", *PEER_METHODS],
+        methods=["LayerGradCam", "pytorch-grad-cam", "NMF", *PEER_METHODS],
         config=TINY.config, n_maps=8, n_steps=4, show_progress=False,
     )  # fmt: skip
     return {"model": model, "fit": fit, "test": test, "result": result}
@@ -284,6 +285,12 @@ def test_peer_rows_in_compare(parts: dict[str, Any]) -> None:
     assert res.kinds["DFF"] == "concept"
     for key in ("r2", "top1_agreement", "reconstructed_dims", "part_purity"):
         assert math.isfinite(dff[key]), key
+    for name in OVERCOMPLETE_METHODS:  # overcomplete's dictionaries by name
+        assert res.kinds[name] == "concept"
+        assert math.isfinite(res.per_seed[name][0]["r2"]), name
+    # overcomplete's NMF and the package's NMF solve the same problem
+    oc_nmf, nmf = res.per_seed["oc-NMF"][0], res.per_seed["NMF"][0]
+    assert oc_nmf["r2"] == pytest.approx(nmf["r2"], abs=0.05)
 
 
 def test_dff_r2_is_least_squares_on_its_codes(parts: dict[str, Any]) -> None:

@@ -125,6 +125,27 @@ def test_encode_is_differentiable(gaussian, nonnegative, kind):
     assert bool(torch.isfinite(grad).all()) and float(grad.abs().max()) > 1e-4
 
 
+def test_jump_codes_equal_the_peers_and_run_under_torch_func(gaussian):
+    # the JumpReLU is recomputed with tensor operations: the peer's values and
+    # input gradient, and usable under torch.func (the closed-form maps)
+    z, y, _ = gaussian
+    model = fit_overcomplete("jump", z[:400], y[:400], n_concepts=6, seed=0, epochs=5)
+    zs = model.standardize_z(z[:32]).clone().requires_grad_(True)
+    ours = model.encoder(zs)
+    peers = model.sae.encode(zs)[1]
+    torch.testing.assert_close(ours, peers, rtol=0, atol=0)
+    w = torch.randn_like(ours)
+    (g_ours,) = torch.autograd.grad((ours * w).sum(), zs)
+    (g_peer,) = torch.autograd.grad((model.sae.encode(zs)[1] * w).sum(), zs)
+    torch.testing.assert_close(g_ours, g_peer)
+
+    def one(row):
+        return model.encoder(row[None])[0]
+
+    jac = torch.func.vmap(torch.func.jacrev(one))(zs.detach()[:4])
+    assert jac.shape == (4, 6, z.shape[1]) and bool(torch.isfinite(jac).all())
+
+
 def test_fit_is_deterministic_and_keeps_the_global_rng(gaussian):
     z, y, _ = gaussian
     state = torch.random.get_rng_state()

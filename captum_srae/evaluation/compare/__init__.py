@@ -10,7 +10,8 @@ Markdown and a bar-chart figure. ``captum-srae compare`` runs it on the parts
 data set from the command line (:mod:`captum_srae.apps.parts_comparison`).
 
 Peer tools (``peers`` extra) join as :data:`PEER_METHODS` (pytorch-grad-cam's
-CAMs and Deep Feature Factorization), your own methods through
+CAMs, Deep Feature Factorization and overcomplete's dictionaries), your own
+methods through
 ``compare(..., extra_methods={name: method})`` (the protocol:
 :class:`ConceptMethod`, :class:`MapMethod`), and
 :func:`concept_map_scores` / :func:`class_map_scores` score any method's maps
@@ -21,6 +22,7 @@ from captum_srae.evaluation.compare.methods import (
     CONCEPT_METHODS,
     DEFAULT_METHODS,
     MAP_METHODS,
+    OVERCOMPLETE_METHODS,
     PEER_METHODS,
     class_maps,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "DEFAULT_METHODS",
     "MAP_METHODS",
     "METRIC_INFO",
+    "OVERCOMPLETE_METHODS",
     "PEER_METHODS",
     "ComparisonResult",
     "ConceptMethod",

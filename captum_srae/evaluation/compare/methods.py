@@ -28,17 +28,24 @@ from captum_srae.core.config import SRAEConfig
 from captum_srae.evaluation.baselines import fit_baseline
 from captum_srae.evaluation.peers.dff import DFF
 from captum_srae.evaluation.peers.gradcam import PGC_CAMS, PytorchGradCam
+from captum_srae.evaluation.peers.overcomplete import (
+    OvercompleteConcepts,
+    import_overcomplete,
+)
+from captum_srae.evaluation.peers.requirements import import_peer
 from captum_srae.training import fit_srae
 
 __all__ = [
     "CONCEPT_METHODS",
     "DEFAULT_METHODS",
     "MAP_METHODS",
+    "OVERCOMPLETE_METHODS",
     "PEER_METHODS",
     "class_maps",
     "fit_concepts",
     "method_kind",
     "peer_method",
+    "require_peer",
 ]
 
 #: Concept methods: display name → baseline name (``"srae"`` for the SRAE).
@@ -59,12 +66,24 @@ MAP_METHODS: tuple[str, ...] = (
     "Saliency",
     "pytorch-grad-cam",
 )
+#: overcomplete's dictionaries as concept methods: name → kind of
+#: :func:`~captum_srae.evaluation.peers.overcomplete.fit_overcomplete`.
+OVERCOMPLETE_METHODS: dict[str, str] = {
+    "oc-TopK SAE": "topk",
+    "oc-BatchTopK SAE": "batchtopk",
+    "oc-JumpReLU SAE": "jump",
+    "oc-NMF": "nmf",
+    "oc-SemiNMF": "semi_nmf",
+}
 #: Methods of the peer tools (``peers`` extra): name → ``"map"`` or
 #: ``"concept"``. The pytorch-grad-cam CAMs are class maps (EigenCAM's is
-#: class-agnostic); ``"DFF"`` is Deep Feature Factorization.
+#: class-agnostic); ``"DFF"`` is Deep Feature Factorization; the ``oc-``
+#: names are overcomplete's sparse autoencoders and NMF-family dictionaries
+#: (:data:`OVERCOMPLETE_METHODS`).
 PEER_METHODS: dict[str, str] = {
     **{name: "map" for name in PGC_CAMS},
     "DFF": "concept",
+    **{name: "concept" for name in OVERCOMPLETE_METHODS},
 }
 #: What :func:`~captum_srae.evaluation.compare.compare` runs by default.
 DEFAULT_METHODS: tuple[str, ...] = (*CONCEPT_METHODS, *MAP_METHODS[:4])
@@ -82,23 +101,37 @@ def method_kind(name: str) -> str:
     raise ValueError(f"methods: unknown method {name!r}; known methods: {known}")
 
 
-def peer_method(name: str, n_concepts: int) -> DFF | PytorchGradCam | None:
+def peer_method(
+    name: str, n_concepts: int
+) -> DFF | PytorchGradCam | OvercompleteConcepts | None:
     """The method object of a peer method name (None for another name).
 
     Args:
         name (str): a method name; ``"pytorch-grad-cam"`` is ``"pgc-GradCAM"``.
-        n_concepts (int): the number of concepts (DFF).
+        n_concepts (int): the number of concepts (DFF, overcomplete).
 
     Returns:
-        *DFF or PytorchGradCam or None*
+        *DFF, PytorchGradCam, OvercompleteConcepts or None*
     """
     if name == "DFF":
         return DFF(n_concepts)
+    if name in OVERCOMPLETE_METHODS:
+        return OvercompleteConcepts(OVERCOMPLETE_METHODS[name], n_concepts)
     if name == "pytorch-grad-cam":
         name = "pgc-GradCAM"
     if name in PGC_CAMS:
         return PytorchGradCam(PGC_CAMS[name])
     return None
+
+
+def require_peer(name: str) -> None:
+    """Import the peer tool behind method ``name`` now, so that a missing or
+    unsupported peer is a one-line ValueError before any work (nothing for
+    the package's own methods)."""
+    if name in OVERCOMPLETE_METHODS:
+        import_overcomplete()
+    elif name in PEER_METHODS or name == "pytorch-grad-cam":
+        import_peer("grad-cam", "pytorch_grad_cam")
 
 
 def fit_concepts(

@@ -50,6 +50,7 @@ from captum_srae.evaluation.compare.methods import (
     fit_concepts,
     method_kind,
     peer_method,
+    require_peer,
 )
 from captum_srae.evaluation.compare.protocol import (
     ConceptMethodModel,
@@ -64,7 +65,6 @@ from captum_srae.evaluation.compare.scoring import (
     finite_mean,
 )
 from captum_srae.evaluation.peers.dff import spatial_activations
-from captum_srae.evaluation.peers.requirements import import_peer
 from captum_srae.utils.validation import check_int
 
 __all__ = ["compare", "seed_stability"]
@@ -154,8 +154,7 @@ def _methods(
             continue
         kind = method_kind(name)
         obj = peer_method(name, n_concepts)
-        if obj is not None:
-            import_peer("grad-cam", "pytorch_grad_cam")  # a clear error up front
+        require_peer(name)  # a clear error up front
         out[name] = _Method(kind, obj, name)
     return out
 

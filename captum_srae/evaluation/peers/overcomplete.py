@@ -119,17 +119,27 @@ def import_overcomplete() -> ModuleType:
 class SAECodes(nn.Module):
     r"""``forward(zs) = sae.encode(zs)[1]``: an overcomplete SAE's codes.
 
+    For ``kind="jump"`` the JumpReLU is recomputed with plain tensor
+    operations (``relu(pre) · [relu(pre) ≥ exp(θ)]``): the same values and
+    the same gradient with respect to the input as overcomplete's
+    ``autograd.Function``, which has no ``setup_context`` and so cannot run
+    under the ``torch.func`` transforms of the closed-form maps.
+
     Args:
         sae (nn.Module): an overcomplete ``SAE`` (its ``encode`` returns
             ``(pre_codes, codes)``).
+        kind (str, optional): the SAE's kind. Default: "topk"
     """
 
-    def __init__(self, sae: nn.Module) -> None:
+    def __init__(self, sae: nn.Module, kind: str = "topk") -> None:
         super().__init__()
-        self.sae = sae
+        self.sae, self.kind = sae, kind
 
     def forward(self, zs: Tensor) -> Tensor:
         """Codes ``(N, n_concepts)`` of standardised activations ``(N, D)``."""
+        if self.kind == "jump":
+            codes = torch.relu(self.sae.encoder(zs)[0])
+            return codes * (codes >= torch.exp(self.sae.thresholds)).to(codes.dtype)
         return self.sae.encode(zs)[1]
 
 
@@ -153,7 +163,7 @@ class OvercompleteSAE(ConceptBaseline):
         d, k = sae.dictionary.in_dimensions, sae.nb_concepts
         super().__init__(d, k, n_outputs, pooling)
         self.kind = kind
-        self.encoder = SAECodes(sae)
+        self.encoder = SAECodes(sae, kind)
 
     @property
     def sae(self) -> nn.Module:

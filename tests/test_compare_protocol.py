@@ -13,6 +13,7 @@ import json
 import math
 import subprocess
 import sys
+import types
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from captum_srae.evaluation.compare import (
     class_map_scores,
     compare,
     concept_map_scores,
+    installed_peer_methods,
 )
 from captum_srae.evaluation.metrics import part_association, pointing_game
 from captum_srae.evaluation.peers import PEER_VERSIONS, import_peer
@@ -376,3 +378,24 @@ def test_importing_compare_imports_no_peer() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_installed_peer_methods_keeps_the_importable_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # grad-cam "installed" in a supported version, overcomplete missing
+    versions = {"grad-cam": "1.5.7"}
+
+    def version(name: str) -> str:
+        if name not in versions:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return versions[name]
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    monkeypatch.setitem(sys.modules, "pytorch_grad_cam", types.ModuleType("pgc"))
+    names = ("DFF", "oc-TopK SAE", "pgc-GradCAM++")
+    assert installed_peer_methods(names) == ["DFF", "pgc-GradCAM++"]
+    versions["grad-cam"] = "2.0.0"  # outside the supported range
+    assert installed_peer_methods(names) == []
+    with pytest.raises(ValueError, match="unknown method"):
+        installed_peer_methods(["no such method"])

@@ -329,3 +329,20 @@ def test_dff_on_a_non_spatial_layer(parts: dict[str, Any]) -> None:
     )
     with pytest.raises(ValueError, match=r"DFF needs spatial activations"):
         DFF(2).fit(torch.rand(10, 4), torch.rand(10), 0)
+
+
+def test_the_demo_report_has_the_peer_rows(tmp_path) -> None:
+    # with the peers extra installed the demo's comparison adds the fast peers
+    from captum_srae.apps.demo import run_demo
+    from captum_srae.evaluation.compare import DEMO_PEER_METHODS
+
+    summary = run_demo(mode="tiny", out=tmp_path / "demo", show_progress=False)
+    res = ComparisonResult.from_dict(summary["comparison"])
+    assert res.errors == {}
+    for name in DEMO_PEER_METHODS:
+        assert name in res.methods
+        row = res.per_seed[name][0]
+        key = "r2" if res.kinds[name] == "concept" else "pointing_game"
+        assert math.isfinite(row[key]), (name, key)
+    page = (tmp_path / "demo" / "report" / "index.html").read_text()
+    assert "oc-TopK SAE" in page and "pgc-GradCAM++" in page

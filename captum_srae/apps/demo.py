@@ -46,7 +46,12 @@ from captum_srae.core.config import SRAEConfig
 from captum_srae.datasets import PartsData, make_parts_dataset
 from captum_srae.datasets.models import PARTS_HEATMAP_LAYER, accuracy, train_or_load
 from captum_srae.evaluation.baselines import fit_pca
-from captum_srae.evaluation.compare import compare
+from captum_srae.evaluation.compare import (
+    DEFAULT_METHODS,
+    DEMO_PEER_METHODS,
+    compare,
+    installed_peer_methods,
+)
 from captum_srae.evaluation.metrics import (
     relative_rmse,
     relevance_mass_accuracy,
@@ -513,7 +518,8 @@ def _compare(
     seed: int,
     show_progress: bool,
 ) -> Any:
-    """The comparison of every method on the demo's data, reusing its XNNs."""
+    """The comparison of every method on the demo's data, reusing its XNNs
+    (with the fast peer methods when the ``peers`` extra is installed)."""
     return compare(
         model,
         LAYER,
@@ -529,6 +535,7 @@ def _compare(
         fitted={"SRAE": explainer.sraes_},
         show_progress=show_progress,
         heatmap_layer=PARTS_HEATMAP_LAYER,
+        methods=[*DEFAULT_METHODS, *installed_peer_methods(DEMO_PEER_METHODS)],
     )
 
 

@@ -21,10 +21,12 @@ as the table does.
 from captum_srae.evaluation.compare.methods import (
     CONCEPT_METHODS,
     DEFAULT_METHODS,
+    DEMO_PEER_METHODS,
     MAP_METHODS,
     OVERCOMPLETE_METHODS,
     PEER_METHODS,
     class_maps,
+    installed_peer_methods,
 )
 from captum_srae.evaluation.compare.protocol import (
     ConceptMethod,
@@ -46,6 +48,7 @@ from captum_srae.evaluation.compare.scoring import (
 __all__ = [
     "CONCEPT_METHODS",
     "DEFAULT_METHODS",
+    "DEMO_PEER_METHODS",
     "MAP_METHODS",
     "METRIC_INFO",
     "OVERCOMPLETE_METHODS",
@@ -59,5 +62,6 @@ __all__ = [
     "class_maps",
     "compare",
     "concept_map_scores",
+    "installed_peer_methods",
     "metric_rows",
 ]

@@ -12,7 +12,7 @@ concept method with its own concept maps).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from captum.attr import (
@@ -37,12 +37,14 @@ from captum_srae.training import fit_srae
 
 __all__ = [
     "CONCEPT_METHODS",
+    "DEMO_PEER_METHODS",
     "DEFAULT_METHODS",
     "MAP_METHODS",
     "OVERCOMPLETE_METHODS",
     "PEER_METHODS",
     "class_maps",
     "fit_concepts",
+    "installed_peer_methods",
     "method_kind",
     "peer_method",
     "require_peer",
@@ -85,6 +87,14 @@ PEER_METHODS: dict[str, str] = {
     "DFF": "concept",
     **{name: "concept" for name in OVERCOMPLETE_METHODS},
 }
+#: The peer methods the demo adds to its comparison when the ``peers`` extra
+#: is installed (the fast ones; ``captum-srae compare --methods`` runs any).
+DEMO_PEER_METHODS: tuple[str, ...] = (
+    "DFF",
+    "oc-TopK SAE",
+    "pgc-GradCAM++",
+    "pgc-EigenCAM",
+)
 #: What :func:`~captum_srae.evaluation.compare.compare` runs by default.
 DEFAULT_METHODS: tuple[str, ...] = (*CONCEPT_METHODS, *MAP_METHODS[:4])
 
@@ -132,6 +142,25 @@ def require_peer(name: str) -> None:
         import_overcomplete()
     elif name in PEER_METHODS or name == "pytorch-grad-cam":
         import_peer("grad-cam", "pytorch_grad_cam")
+
+
+def installed_peer_methods(names: Sequence[str] = tuple(PEER_METHODS)) -> list[str]:
+    """The peer method names among ``names`` whose peer tool is installed in
+    a supported version (see :func:`require_peer`), in order.
+
+    Examples::
+
+        >>> methods = [*DEFAULT_METHODS, *installed_peer_methods(DEMO_PEER_METHODS)]
+    """
+    out = []
+    for name in names:
+        method_kind(name)  # a ValueError for an unknown name
+        try:
+            require_peer(name)
+        except ValueError:
+            continue
+        out.append(name)
+    return out
 
 
 def fit_concepts(

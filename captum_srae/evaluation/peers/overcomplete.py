@@ -310,7 +310,7 @@ def fit_overcomplete(
     - SAEs (``"topk"``, ``"batchtopk"``, ``"jump"``): ``n_concepts`` atoms,
       overcomplete's default linear encoder, ``train_sae`` with Adam
       (``lr``) on mini-batches of ``z / s`` for ``epochs`` epochs, loss =
-      mean squared reconstruction error (+ ``l1_penalty`` · mean |codes| for
+      mean squared reconstruction error (+ ``l1_penalty`` · mean ``|codes|`` for
       ``"jump"``). ``active`` codes per sample are kept: ``top_k = active``
       for TopK, ``top_k = active · batch_size`` over each batch for
       BatchTopK; JumpReLU learns its thresholds.

@@ -528,3 +528,38 @@ def test_non_spatial_layer_with_primary_method(tiny_config) -> None:
     with pytest.raises(ValueError, match="not spatial"):
         sa.attribute(x)
     assert sa.contributions(x).shape == (4, 3)
+
+
+def test_fit_warnings_name_the_class_and_point_at_the_caller(
+    data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every per-class fit warns (a stand-in for a monopolising x-feature):
+    # SRAEAttribution.fit repeats each warning with its class, at this line
+    import captum_srae.attribution.fitting as fitting
+
+    real = fitting.fit_srae
+
+    def warning_fit(*args, **kwargs):
+        out = real(*args, **kwargs)
+        warnings.warn("one x-feature carries 100 %", RuntimeWarning, stacklevel=2)
+        return out
+
+    monkeypatch.setattr(fitting, "fit_srae", warning_fit)
+    x, _ = data
+    sa = SRAEAttribution(vgg_net(), "relu4", config=CFG)
+    with pytest.warns(RuntimeWarning) as record:
+        sa.fit(x[:60], target=[0, 2], show_progress=False)
+    ours = [w for w in record if "one x-feature carries" in str(w.message)]
+    assert [str(w.message) for w in ours] == [
+        "class 0: one x-feature carries 100 %",
+        "class 2: one x-feature carries 100 %",
+    ]
+    assert {w.filename for w in ours} == {__file__}
+    # the study and the baselines still silence them
+    from captum_srae.training.history import quiet_quality_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_quality_warnings():
+            sa.fit(x[:60], target=[0, 2], show_progress=False)
+    assert not [w for w in caught if "one x-feature" in str(w.message)]

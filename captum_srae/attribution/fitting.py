@@ -14,7 +14,10 @@ fits without being asked to.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
@@ -143,6 +146,34 @@ def _collect(
     return z, y, probe.shapes
 
 
+def _fit_class(
+    target: int, z: Tensor, y: Tensor, config: SRAEConfig, kw: dict[str, Any]
+) -> tuple[Any, TrainingHistory]:
+    """:func:`fit_srae` for one class; its warnings name the class and point
+    at the caller of ``SRAEAttribution.fit``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fit_srae(z, y, config, **kw)
+    level = _caller_level()
+    for w in caught:
+        warnings.warn(f"class {target}: {w.message}", w.category, stacklevel=level)
+    return out
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` (for a warning issued by the function that calls
+    this one) of the first frame outside the package: the user's call."""
+    package = Path(__file__).resolve().parent.parent
+    frame = inspect.currentframe()
+    frame = frame.f_back if frame is not None else None  # the warning's caller
+    level = 1
+    while frame is not None and Path(frame.f_code.co_filename).resolve().is_relative_to(
+        package
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def fit_xnns(
     model: nn.Module,
     layer: nn.Module,
@@ -205,7 +236,7 @@ def fit_xnns(
     kw: dict[str, Any] = {"show_progress": show_progress, "device": dev}
     separate = per_class or len(targets) == 1
     if separate:
-        fits = {t: fit_srae(z, y[:, j], config, **kw) for j, t in enumerate(targets)}
+        fits = {t: _fit_class(t, z, y[:, j], config, kw) for j, t in enumerate(targets)}
         sraes: Any = {t: f[0] for t, f in fits.items()}
         histories = {t: f[1] for t, f in fits.items()}
     else:

@@ -185,10 +185,13 @@ def record_concepts(
 #: about the explanation's quality (the acceptance rule, dead and
 #: monopolising x-features), for callers that record them as numbers
 #: instead (:func:`quiet_quality_warnings`).
-QUALITY_WARNINGS = (
-    "SRAE re-tuning did not meet the acceptance rule",
-    r"x-feature\(s\) .* are zero on every held-out sample",
-    "one x-feature carries",
+QUALITY_WARNINGS = tuple(
+    r"(class \d+: )?" + message  # SRAEAttribution.fit names the class first
+    for message in (
+        "SRAE re-tuning did not meet the acceptance rule",
+        r"x-feature\(s\) .* are zero on every held-out sample",
+        "one x-feature carries",
+    )
 )
 
 

@@ -9,7 +9,8 @@ forms), ``early_exit`` (forward passes that stop after the needed layers),
 and manifest files, the one shard writer), ``store_reader``
 (:class:`ActivationStore`) and ``store`` (collection and writing to disk).
 
-Imports :mod:`captum_srae.utils` only.
+Imports :mod:`captum_srae.utils` and :mod:`captum_srae.core.config` (the
+pooling names) only.
 """
 
 from captum_srae.activations.collect import (

@@ -20,59 +20,122 @@ from tqdm.auto import tqdm
 from captum_srae.activations.hooks import hook_scope
 from captum_srae.activations.inputs import iter_input_batches
 from captum_srae.activations.layers import layer_name, resolve_layer
+from captum_srae.core.config import POOLINGS, TOKEN_POOLINGS
 
 __all__ = [
     "POOLINGS",
+    "TOKEN_POOLINGS",
     "TargetLike",
     "activation_batches",
+    "check_pooling",
     "collect_activations",
     "model_device",
     "pool_activations",
 ]
 
-POOLINGS = ("avg", "flatten")
 TargetLike = int | Sequence[int] | None
+
+
+def check_pooling(pooling: Any) -> str:
+    r"""Check a pooling name.
+
+    Args:
+        pooling (str): one of :data:`POOLINGS`.
+
+    Returns:
+        *str*: ``pooling``.
+
+    Raises:
+        ValueError: for another ``pooling``.
+    """
+    if not isinstance(pooling, str) or pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    return pooling
 
 
 def pool_activations(a: Tensor, pooling: str = "avg") -> Tensor:
     r"""Turn a layer output into one vector per example, shape ``(N, D)``.
+
+    Every pooling of the package (collection, fitting, the x-feature model,
+    the maps) goes through this function.
 
     Args:
         a (Tensor): the layer output, batch first, at least 2-D.
         pooling (str, optional): for ``a.ndim >= 3``, ``"avg"`` averages over
             all dimensions after the first two (global average pooling, ``D`` =
             channels); ``"flatten"`` keeps everything (``a.flatten(1)``). A 2-D
-            ``a`` is returned unchanged. Default: ``"avg"``
+            ``a`` is returned unchanged by these two. The token poolings need
+            a token layer ``a`` of shape ``(N, T, D)``: ``"cls"`` takes the
+            class token ``a[:, 0]``, ``"mean"`` the mean over the tokens
+            ``a.mean(dim=1)`` and ``"mean_patches"`` the mean over the tokens
+            after the first ``a[:, 1:].mean(dim=1)``. Default: ``"avg"``
 
     Returns:
         Tensor: the pooled activations ``(N, D)``.
 
     Raises:
-        ValueError: for another ``pooling`` or an ``a`` with fewer than 2 dims.
+        ValueError: for another ``pooling``, an ``a`` with fewer than 2 dims,
+            or a token pooling on an ``a`` that is not 3-D (``"mean_patches"``:
+            with fewer than 2 tokens).
         TypeError: if ``a`` is not a Tensor, or is not floating point where
-            ``"avg"`` pooling must average it.
+            the pooling must average it.
 
     Examples::
 
         >>> pool_activations(torch.ones(2, 512, 7, 7)).shape
         torch.Size([2, 512])
+        >>> pool_activations(torch.ones(2, 197, 768), "cls").shape
+        torch.Size([2, 768])
     """
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    check_pooling(pooling)
     if not isinstance(a, Tensor):
         raise TypeError(f"activations must be a Tensor, got {type(a).__name__}")
     if a.ndim < 2:
         raise ValueError(f"activations must be at least 2-D, got {tuple(a.shape)}")
+    if pooling in TOKEN_POOLINGS:
+        return _pool_tokens(a, pooling)
     if a.ndim == 2:
         return a
     if pooling == "avg":
-        if not (a.is_floating_point() or a.is_complex()):
-            raise TypeError(
-                "activations must be floating point to average them "
-                f"(pooling='avg'), got dtype {a.dtype}"
-            )
+        _check_float(a, pooling)
         return a.mean(dim=tuple(range(2, a.ndim)))
     return a.flatten(1)
+
+
+def _check_float(a: Tensor, pooling: str) -> None:
+    if not (a.is_floating_point() or a.is_complex()):
+        raise TypeError(
+            "activations must be floating point to average them "
+            f"(pooling={pooling!r}), got dtype {a.dtype}"
+        )
+
+
+def _pool_tokens(a: Tensor, pooling: str) -> Tensor:
+    """The token poolings of :func:`pool_activations`."""
+    if a.ndim != 3:
+        hint = (
+            " (a channels-last (N, H, W, C) layer, as in Swin, is not supported: "
+            "use a layer with (N, C, H, W) output and pooling='avg', e.g. "
+            "torchvision's Swin 'permute', or a layer with (N, T, D) output)"
+            if a.ndim == 4
+            else ""
+        )
+        raise ValueError(
+            f"pooling={pooling!r} needs a token layer output (N, T, D), got shape "
+            f"{tuple(a.shape)}{hint}; use pooling='avg' or 'flatten' for "
+            "other layers"
+        )
+    if pooling == "cls":
+        return a[:, 0]
+    _check_float(a, pooling)
+    if pooling == "mean":
+        return a.mean(dim=1)
+    if a.shape[1] < 2:
+        raise ValueError(
+            f"pooling='mean_patches' needs at least 2 tokens (a class token and "
+            f"patches), got shape {tuple(a.shape)}"
+        )
+    return a[:, 1:].mean(dim=1)
 
 
 def _check_target(target: Any) -> list[int] | None:
@@ -144,7 +207,7 @@ def activation_batches(
         ...         print(z.shape, y.shape)  # (B, 512), (B, 1)
     """
     module = resolve_layer(model, layer)
-    pool_activations(torch.zeros(1, 1), pooling)  # validates ``pooling``
+    check_pooling(pooling)
     targets = _check_target(target)
     batches = iter_input_batches(data, batch_size)
     dev = model_device(model, device)

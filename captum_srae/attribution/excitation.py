@@ -338,11 +338,20 @@ def excitation_maps(
     Returns:
         *Tensor*: maps of shape ``(N, n, *spatial)`` of the heatmap layer.
 
+    Raises:
+        ValueError: for a token ``pooling`` (``"cls"``, ``"mean"``,
+            ``"mean_patches"``).
+
     Examples::
 
         >>> maps = excitation_maps(net, net.layer4, srae, (x,))
         >>> maps.shape  # (N, n_concepts, 7, 7)
     """
+    if pooling not in ("avg", "flatten"):
+        raise ValueError(
+            f"pooling must be 'avg' or 'flatten' for Excitation Backprop, got "
+            f"{pooling!r}; use method='gradcam' for a token layer"
+        )
     ks = list(range(srae.n_concepts)) if concepts is None else list(concepts)
     below = None
     if heatmap_layer is None or heatmap_layer is layer:

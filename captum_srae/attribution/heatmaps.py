@@ -48,6 +48,7 @@ __all__ = [
     "XFeatureModel",
     "capture_layers",
     "captum_maps",
+    "encoder_jacobian",
     "gradcam_maps",
     "resize_maps",
 ]
@@ -248,15 +249,38 @@ def gradcam_maps(
     spatial = tuple(range(2, a.ndim))
     z = a.mean(dim=spatial)
     n_loc = a[0, 0].numel()
+    alpha = encoder_jacobian(srae, z, concepts) / n_loc
+    return torch.einsum("nkc,nc...->nk...", alpha, a)
+
+
+def encoder_jacobian(
+    srae: SRAE, z: Tensor, concepts: Sequence[int] | None = None
+) -> Tensor:
+    r"""The Jacobian of the x-features with respect to the pooled activations,
+    ``J[i, k, d] = ∂e_k/∂z_d`` at ``z_i``: the Grad-CAM weights of every map.
+
+    Args:
+        srae (SRAE): the explanation network.
+        z (Tensor): pooled activations ``(N, D)`` in the SRAE's dtype.
+        concepts (Sequence[int], optional): the x-features (rows ``k``).
+            Default: None (all)
+
+    Returns:
+        *Tensor*: the Jacobians ``(N, n, D)``.
+
+    Examples::
+
+        >>> srae = SRAE(8, config=SRAEConfig(n_concepts=3))
+        >>> encoder_jacobian(srae, torch.rand(2, 8)).shape
+        torch.Size([2, 3, 8])
+    """
 
     def encode_one(zi: Tensor) -> Tensor:
         e = srae.encode(zi[None])[0]
         return e if concepts is None else e[list(concepts)]
 
     with torch.enable_grad():
-        jac = torch.func.vmap(torch.func.jacrev(encode_one))(z)  # (N, n, C)
-    alpha = jac / n_loc
-    return torch.einsum("nkc,nc...->nk...", alpha, a)
+        return torch.func.vmap(torch.func.jacrev(encode_one))(z)
 
 
 #: primary methods whose forward passes are shared between x-features

@@ -34,9 +34,19 @@ from captum_srae.attribution.heatmaps import (
     gradcam_maps,
     resize_maps,
 )
+from captum_srae.attribution.tokens import patch_grid, token_maps, tokens_to_grid
+from captum_srae.core.config import TOKEN_POOLINGS
 from captum_srae.core.model import SRAE
 
-__all__ = ["attribute_maps", "capture", "concept_maps", "encode", "resize", "scores"]
+__all__ = [
+    "attribute_maps",
+    "capture",
+    "concept_maps",
+    "encode",
+    "resize",
+    "scores",
+    "token_gradcam",
+]
 
 
 def capture(
@@ -122,7 +132,8 @@ def concept_maps(
 
     Raises:
         ValueError: if the heatmap layer is not spatial for a layer method,
-            or ``attribution_kwargs`` do not suit the method.
+            or ``attribution_kwargs`` do not suit the method; see
+            :func:`token_gradcam` for a token pooling.
     """
     module, hm = modules
     method, ks, kwargs = options.method, options.concepts, options.attribution_kwargs
@@ -137,6 +148,8 @@ def concept_maps(
             f"{which} output of shape {tuple(hm_act.shape)} is not spatial "
             "(N, C, H, W); pass a convolutional heatmap_layer"
         )
+    if method == "gradcam" and pooling in TOKEN_POOLINGS:
+        return (token_gradcam(acts["layer"], srae, hm is module, options),), True
     if method == "gradcam":
         if hm is module and pooling == "avg" and not kwargs:
             return (gradcam_maps(acts["layer"], srae, ks),), True
@@ -164,6 +177,46 @@ def concept_maps(
         return (maps,), True
     xmodel = XFeatureModel(forward_func, module, srae, pooling, ks, early_exit)
     return captum_maps(method, xmodel, inputs, extra, len(ks), hm, kwargs)
+
+
+def token_gradcam(
+    activation: Tensor, srae: SRAE, at_layer: bool, options: MapOptions
+) -> Tensor:
+    """Grad-CAM maps of a token layer, on the patch grid where there is one.
+
+    Args:
+        activation (Tensor): the explained layer's output ``(N, T, D)``.
+        srae (SRAE): the group's SRAE (a token pooling).
+        at_layer (bool): whether the heatmap layer is the explained layer.
+        options (MapOptions): the x-features, ``interpolate`` and the
+            method's arguments.
+
+    Returns:
+        *Tensor*: ``(N, n, √P, √P)`` (see
+        :func:`~captum_srae.attribution.tokens.tokens_to_grid`), or the maps
+        over the tokens ``(N, n, T)`` when ``T`` is not a square grid (plus a
+        class token) and ``options.interpolate`` is False or ``"layer"``.
+
+    Raises:
+        ValueError: for a heatmap layer other than the layer, any
+            ``attribution_kwargs``, a layer that is not ``(N, T, D)``, or a
+            token count without a square grid when maps are resized.
+    """
+    if not at_layer:
+        raise ValueError(
+            "heatmap_layer must be the explained layer (None) for 'gradcam' "
+            f"maps of a token layer (pooling={srae.config.pooling!r})"
+        )
+    if options.attribution_kwargs:
+        raise ValueError(
+            "attribution_kwargs are not accepted by 'gradcam' on a token layer, "
+            f"got {sorted(options.attribution_kwargs)}"
+        )
+    maps = token_maps(activation, srae, srae.config.pooling, options.concepts)
+    keep_tokens = options.interpolate in (False, "layer")
+    if keep_tokens and patch_grid(int(maps.shape[-1])) is None:
+        return maps
+    return tokens_to_grid(maps)
 
 
 def resize(maps: Tensor, first_input: Tensor, interpolate: Any) -> Tensor:

@@ -65,6 +65,17 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
     :meth:`attribute` then returns maps ``(N, n_concepts, H, W)``, or the
     class-level map ``(N, 1, H, W)`` with ``output="class"``.
 
+    **Token layers.** A vision transformer block ``(N, T, D)`` is explained
+    with a token pooling, ``SRAEConfig(pooling="cls")``, ``"mean"`` or
+    ``"mean_patches"``; its "gradcam" maps are Grad-CAM's closed form over
+    the tokens (:func:`~captum_srae.attribution.tokens.token_maps`), laid on
+    the patch grid ``√P × √P`` (the class token dropped) and resized as for
+    a CNN; ``interpolate=False`` keeps the grid. When the ``T`` tokens are
+    neither ``P`` nor ``1 + P`` for a square ``P``, ``interpolate=False``
+    returns the maps over the tokens ``(N, n, T)`` and resizing raises a
+    ValueError. A channels-last ``(N, H, W, C)`` layer (Swin) is refused:
+    use a layer with ``(N, C, H, W)`` output.
+
     The first arguments are those of Captum's ``LayerGradCam``; the others are
     keyword-only. Errors raised by ``forward_func`` itself (CUDA out of
     memory, a device mismatch, a bug in its forward) reach the caller with
@@ -362,7 +373,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 order. Default: None (all)
             interpolate (bool, str or Sequence[int], optional): True resizes
                 layer maps to the input's size; False or ``"layer"`` keeps the
-                layer's size; a size resizes to it. Default: True
+                layer's size; a size resizes to it (a token layer: see the
+                class). Default: True
             relu_attributions (bool, optional): ReLU each map. Default: None
                 (True for "gradcam", "excitation" and ``LayerGradCam``)
             internal_batch_size (int, optional): examples per pass. Default: None

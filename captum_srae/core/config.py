@@ -12,7 +12,13 @@ from captum_srae.utils.validation import check_int
 
 PullAwayAxis = Literal["images", "features"]
 Reconstruction = Literal["log", "mse"]
-Pooling = Literal["avg", "flatten"]
+Pooling = Literal["avg", "flatten", "cls", "mean", "mean_patches"]
+
+#: The poolings of :attr:`SRAEConfig.pooling`: ``"avg"`` and ``"flatten"``
+#: for any layer, the others for token layers ``(N, T, D)`` only.
+POOLINGS: tuple[str, ...] = ("avg", "flatten", "cls", "mean", "mean_patches")
+#: The poolings of a token layer ``(N, T, D)`` (a vision transformer block).
+TOKEN_POOLINGS: tuple[str, ...] = ("cls", "mean", "mean_patches")
 Init = Literal["autoencoder", "contributions"]
 
 _PRESETS = ("default", "qi2021")
@@ -92,8 +98,13 @@ class SRAEConfig:
             nonnegative. Default: True
         reconstruction (str): ``"log"`` (sparse reconstruction) or ``"mse"``
             (plain autoencoder, the ablation). Default: "log"
-        pooling (str): How a spatial layer output becomes the vector ``z``:
-            ``"avg"`` (global average pooling) or ``"flatten"``. Default: "avg"
+        pooling (str): How the layer output becomes the vector ``z``. For a
+            convolutional layer ``(N, C, H, W)``: ``"avg"`` (global average
+            pooling) or ``"flatten"``. For a token layer ``(N, T, D)`` (a
+            vision transformer block): ``"cls"`` (the class token,
+            ``a[:, 0]``), ``"mean"`` (the mean over all tokens) or
+            ``"mean_patches"`` (the mean over the tokens after the first, the
+            patch tokens). Default: "avg"
         standardize (bool): Standardise activations (per dimension) and scores
             (per output) on the training split before fitting; the fitted model
             still maps raw activations to raw scores. Default: True
@@ -267,7 +278,7 @@ class SRAEConfig:
                 )
         _check_choice("pull_away_axis", self.pull_away_axis, ("images", "features"))
         _check_choice("reconstruction", self.reconstruction, ("log", "mse"))
-        _check_choice("pooling", self.pooling, ("avg", "flatten"))
+        _check_choice("pooling", self.pooling, POOLINGS)
         _check_choice("init", self.init, ("autoencoder", "contributions"))
         for name in (
             "v_weighting",

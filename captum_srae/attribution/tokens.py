@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+r"""Maps of x-features at a token layer ``(N, T, D)`` (a vision transformer).
+
+With a token pooling (``SRAEConfig.pooling`` ``"cls"``, ``"mean"`` or
+``"mean_patches"``) the SRAE reads the pooled vector ``z`` of the tokens
+``A`` ``(T, D)``. The map of x-feature ``k`` is Grad-CAM's closed form on the
+tokens: the weights are the gradient of ``e_k`` at the pooled vector,
+``w_d = ∂e_k/∂z_d`` (:func:`~captum_srae.attribution.heatmaps.encoder_jacobian`),
+and the map over tokens is ``m_t = Σ_d w_d·A_t,d`` (:func:`token_maps`). For
+``"mean"`` pooling the maps add up to the linearisation of ``e_k`` at ``z``:
+``(1/T)·Σ_t m_t = Σ_d w_d·z_d``.
+
+:func:`tokens_to_grid` lays the patch tokens of a vision transformer on their
+``√P × √P`` grid: the first token is the class token when ``T − 1`` is a
+perfect square, and there is none when ``T`` is one (:func:`patch_grid`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from captum_srae.activations import pool_activations
+from captum_srae.attribution.heatmaps import encoder_jacobian
+from captum_srae.core.config import TOKEN_POOLINGS
+from captum_srae.core.model import SRAE
+
+__all__ = ["patch_grid", "token_maps", "tokens_to_grid"]
+
+
+def token_maps(
+    activation: Tensor,
+    srae: SRAE,
+    pooling: str,
+    concepts: Sequence[int] | None = None,
+) -> Tensor:
+    r"""Grad-CAM maps over the tokens of every x-feature, no ReLU applied.
+
+    ``m_k,t = Σ_d w_k,d·A_t,d`` with ``w_k,d = ∂e_k/∂z_d`` at
+    ``z = pool(A)`` (``pool`` as in
+    :func:`~captum_srae.activations.pool_activations`).
+
+    Args:
+        activation (Tensor): the token layer's output ``A``, shape ``(N, T, D)``.
+        srae (SRAE): the explanation network (``in_features == D``).
+        pooling (str): the SRAE's pooling, ``"cls"``, ``"mean"`` or
+            ``"mean_patches"``.
+        concepts (Sequence[int], optional): the x-features to map.
+            Default: None (all)
+
+    Returns:
+        *Tensor*: the maps, shape ``(N, n, T)``; the class token (if any)
+        keeps its own entry.
+
+    Raises:
+        ValueError: if ``pooling`` is not a token pooling or ``activation``
+            is not 3-D (see :func:`~captum_srae.activations.pool_activations`).
+
+    Examples::
+
+        >>> srae = SRAE(32, config=SRAEConfig(n_concepts=3, pooling="cls"))
+        >>> token_maps(torch.rand(2, 17, 32), srae, "cls").shape
+        torch.Size([2, 3, 17])
+    """
+    if pooling not in TOKEN_POOLINGS:
+        raise ValueError(
+            f"pooling must be one of {TOKEN_POOLINGS} for maps over tokens, "
+            f"got {pooling!r}"
+        )
+    a = activation.detach().to(srae.z_mean.dtype)
+    z = pool_activations(a, pooling)  # raises unless a is (N, T, D)
+    w = encoder_jacobian(srae, z, concepts)
+    return torch.einsum("nkd,ntd->nkt", w.detach(), a)
+
+
+def patch_grid(n_tokens: int) -> tuple[int, int] | None:
+    r"""The class tokens and grid side of a vision transformer's ``T`` tokens.
+
+    Args:
+        n_tokens (int): the number of tokens ``T``.
+
+    Returns:
+        *tuple[int, int] or None*: ``(1, √(T−1))`` when ``T − 1`` is a
+        positive perfect square (a class token, then the patches),
+        ``(0, √T)`` when ``T`` is a perfect square (patches only), None
+        otherwise.
+
+    Examples::
+
+        >>> patch_grid(197), patch_grid(196), patch_grid(6)
+        ((1, 14), (0, 14), None)
+    """
+    for prefix in (1, 0):
+        p = n_tokens - prefix
+        side = math.isqrt(p) if p > 0 else 0
+        if side and side * side == p:
+            return prefix, side
+    return None
+
+
+def tokens_to_grid(maps: Tensor) -> Tensor:
+    r"""Lay token maps ``(N, n, T)`` on the patch grid ``(N, n, √P, √P)``,
+    dropping the class token (see :func:`patch_grid`).
+
+    Args:
+        maps (Tensor): maps over the tokens, shape ``(N, n, T)``.
+
+    Returns:
+        *Tensor*: the maps of the ``P`` patch tokens, in row-major order on
+        the ``√P × √P`` grid.
+
+    Raises:
+        ValueError: if ``T`` is neither ``1 + P`` nor ``P`` for a perfect
+            square ``P``.
+
+    Examples::
+
+        >>> tokens_to_grid(torch.rand(2, 3, 65)).shape
+        torch.Size([2, 3, 8, 8])
+    """
+    n_tokens = int(maps.shape[-1])
+    grid = patch_grid(n_tokens)
+    if grid is None:
+        raise ValueError(
+            f"a token layer with {n_tokens} tokens (maps of shape "
+            f"{tuple(maps.shape)}) has no square grid of patches (T = P or "
+            "1 + P with P a perfect square); pass interpolate=False to get the "
+            "maps over the tokens (N, n, T)"
+        )
+    prefix, side = grid
+    return maps[..., prefix:].reshape(*maps.shape[:-1], side, side)

@@ -132,17 +132,17 @@ class ConceptBaseline(nn.Module):
 
     def encode(self, z: Tensor) -> Tensor:
         """Map raw activations ``(N, D)`` to x-features ``(N, n_concepts)``."""
-        self._check_input(z, self.in_features, "z")
+        self.check_input(z, self.in_features, "z")
         return self.encode_standardized(self.standardize_z(z))
 
     def decode(self, e: Tensor) -> Tensor:
         """Map x-features ``(N, n_concepts)`` to reconstructed raw activations."""
-        self._check_input(e, self.n_concepts, "e")
+        self.check_input(e, self.n_concepts, "e")
         return self._decode(e)
 
     def predict(self, e: Tensor) -> Tensor:
         """Map x-features to rebuilt scores ``e @ weight.T + bias``, ``(N, K)``."""
-        self._check_input(e, self.n_concepts, "e")
+        self.check_input(e, self.n_concepts, "e")
         return e @ self.head_weight.T + self.head_bias
 
     def forward(self, z: Tensor) -> SRAEOutput:
@@ -154,7 +154,7 @@ class ConceptBaseline(nn.Module):
         """Contributions ``e_k * v_ck``, shape ``(N, K, n_concepts)``; summed
         over the last dimension and added to :attr:`bias` they give
         :meth:`predict`."""
-        self._check_input(e, self.n_concepts, "e")
+        self.check_input(e, self.n_concepts, "e")
         return e[:, None, :] * self.head_weight[None, :, :]
 
     def save(self, *args: Any, **kwargs: Any) -> None:
@@ -176,7 +176,9 @@ class ConceptBaseline(nn.Module):
             self.head_bias.copy_(b)
         return self.eval()
 
-    def _check_input(self, x: Any, dim: int, name: str) -> None:
+    def check_input(self, x: Any, dim: int, name: str) -> None:
+        """Raise a TypeError unless ``x`` is a tensor of the model's dtype, a
+        ValueError unless its shape is ``(N, dim)``; ``name`` names it."""
         if not isinstance(x, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
         if x.dtype != self.z_mean.dtype:

@@ -237,7 +237,7 @@ class ConceptMethodModel(ConceptBaseline):
         least-squares head."""
         if not self.has_predict:
             return super().predict(e)
-        self._check_input(e, self.n_concepts, "e")
+        self.check_input(e, self.n_concepts, "e")
         return _scores(self.fitted.predict(e), e.shape[0], f"{self.label}.predict")
 
     def _decode(self, e: Tensor) -> Tensor:

@@ -281,56 +281,38 @@ def compare(
         layer (nn.Module or str): the explained layer.
         fit_inputs (Tensor): images the concepts are fitted on.
         test_inputs (Tensor): held-out images.
-        labels (Tensor, optional): true classes of ``test_inputs``, for
-            completeness. Default: None
+        labels (Tensor, optional): true classes of ``test_inputs``. Default: None
         masks (Tensor, optional): boolean part masks ``(N, P, H, W)`` of
             ``test_inputs``. Default: None (no localisation metrics)
         relevant_parts (Sequence[int], optional): the parts the classes
             depend on, for the class-map localisation. Default: None (all)
-        methods (Sequence[str], optional): names of ``CONCEPT_METHODS`` and
-            ``MAP_METHODS``. Default: ``DEFAULT_METHODS``
-        config (SRAEConfig, optional): the SRAE's settings; ``n_concepts``
-            and ``pooling`` apply to every concept method, the autoencoder
-            ablation changes only its documented fields. Default: None
-            (``SRAEConfig()``)
+        methods (Sequence[str], optional): names of ``CONCEPT_METHODS``,
+            ``MAP_METHODS`` and ``PEER_METHODS``. Default: ``DEFAULT_METHODS``
+        config (SRAEConfig, optional): the SRAE's settings (``n_concepts`` and
+            ``pooling`` apply to every concept method). Default: None
         seeds (Sequence[int], optional): one fit of each concept method per
             seed; the table gives mean ± sd. Default: (0,)
         n_maps (int, optional): test inputs that get maps. Default: 100
         n_steps (int, optional): deletion/insertion steps. Default: 20
-        baseline (str, optional): deletion/insertion baseline, "blur" or
-            "mean". Default: "blur"
-        fitted (Mapping, optional): already fitted concepts for the first
-            seed, ``{method: {class: model}}`` (e.g.
-            ``{"SRAE": explainer.sraes_}``); for ``"DFF"`` and
-            ``extra_methods`` a model may also be what the method's ``fit``
-            returns. Default: None
-        batch_size (int, optional): images per forward pass when collecting
-            activations. Default: 256
+        baseline (str, optional): of the curves, "blur" or "mean". Default: "blur"
+        fitted (Mapping, optional): fitted concepts of the first seed,
+            ``{method: {class: model}}`` (``{"SRAE": sa.sraes_}``). Default: None
+        batch_size (int, optional): images per forward pass. Default: 256
         show_progress (bool, optional): a progress bar. Default: True
-        heatmap_layer (nn.Module or str, optional): where the concept maps
-            are drawn. Default: None (``layer``)
-        extra_methods (Mapping[str, Any], optional): your own methods by
-            name, run after ``methods`` (or where ``methods`` lists their
-            names): concept methods (objects with ``fit(z, y, seed)``) and
-            map methods (callables ``(model, layer, x, target) -> maps``),
-            see :mod:`~captum_srae.evaluation.compare.protocol`. Their names
-            may not be built-in names. Default: None
+        heatmap_layer (nn.Module or str, optional): where concept maps are
+            drawn. Default: None (``layer``)
+        extra_methods (Mapping[str, Any], optional): your own concept
+            methods (``fit(z, y, seed)``) and map methods (``(model, layer,
+            x, target) -> maps``) by name, run after ``methods``; see
+            :mod:`~captum_srae.evaluation.compare.protocol`. Default: None
 
     Returns:
-        *ComparisonResult*: the table; ``to_dict()``, ``to_markdown()``,
-        ``to_csv()`` and ``plot()`` write it out. A peer or extra method that
-        raises is left out of the table and its error is kept in
-        ``errors`` (the other methods still run).
+        *ComparisonResult*: the table; a peer or extra method that raises is
+        left out and its error kept in ``errors``.
 
     Raises:
-        ValueError: on an unknown or repeated method, repeated seeds, bad
-            ``n_maps``, ``masks``, ``labels`` or ``relevant_parts``, ``fitted``
-            concepts that miss a class, NMF on negative activations, a peer
-            method without the ``peers`` extra, DFF (or another spatial
-            method) on a layer without ``(N, C, h, w)`` activations, or an
-            ``extra_methods`` name that is a built-in name.
-        TypeError: if ``seeds`` or ``n_maps`` are not ints, or an
-            ``extra_methods`` value is no concept or map method.
+        ValueError, TypeError: on a bad argument, named in the message (a
+            peer without the ``peers`` extra, DFF on a non-spatial layer, ...).
     """
     n = int(test_inputs.shape[0])
     cfg = config if config is not None else SRAEConfig()

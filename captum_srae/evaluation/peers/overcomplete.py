@@ -288,6 +288,27 @@ def _fit_factorizer(
     return factorizer
 
 
+def _check_options(
+    k: int,
+    seed: Any,
+    active: Any,
+    epochs: Any,
+    batch_size: Any,
+    lr: Any,
+    l1_penalty: Any,
+) -> tuple[float, float]:
+    """Check the SAE options of :func:`fit_overcomplete`; ``(lr, l1)``."""
+    check_seed(seed)
+    for value, name in ((epochs, "epochs"), (batch_size, "batch_size")):
+        check_int(value, name)
+    if check_int(active, "active") > k:
+        raise ValueError(f"active must be an int in [1, n_concepts={k}], got {active}")
+    l1 = float(l1_penalty)
+    if isinstance(l1_penalty, bool) or l1 < 0:
+        raise ValueError(f"l1_penalty must be a number >= 0, got {l1_penalty!r}")
+    return _positive(lr, "lr"), l1
+
+
 def fit_overcomplete(
     kind: str,
     z: Any,
@@ -317,19 +338,14 @@ def fit_overcomplete(
     - Dictionaries (``"nmf"``, ``"semi_nmf"``, ``"convex_nmf"``): the peer's
       ``fit(z, max_iter)`` with its default solver.
 
-    Everything runs on the CPU in float32, seeded by ``seed`` without
-    changing the global random state.
-
     Args:
         kind (str): one of :data:`OVERCOMPLETE_KINDS`.
-        z (Tensor or ndarray): activations ``(N, D)`` (nonnegative for
-            ``"nmf"``).
+        z (Tensor or ndarray): activations ``(N, D)``, nonnegative for NMF.
         y (Tensor or ndarray): scores ``(N,)`` or ``(N, K)``.
         n_concepts (int, optional): dictionary size. Default: 5
         seed (int, optional): seed of initialisation and shuffling. Default: 0
         pooling (str, optional): pooling of the activations. Default: "avg"
-        active (int, optional): codes kept per sample (TopK, BatchTopK).
-            Default: 2
+        active (int, optional): codes kept per sample (TopK). Default: 2
         epochs (int, optional): SAE training epochs. Default: 50
         batch_size (int, optional): SAE mini-batch size. Default: 256
         lr (float, optional): Adam learning rate. Default: 1e-2
@@ -339,32 +355,23 @@ def fit_overcomplete(
 
     Returns:
         *ConceptBaseline*: an :class:`OvercompleteSAE` or
-        :class:`OvercompleteDictionary` (eval mode, CPU, float32).
+        :class:`OvercompleteDictionary` (eval mode, CPU, float32; fitted
+        with ``seed`` and the global random state unchanged).
 
     Raises:
-        ValueError: on an unknown ``kind`` (the message lists the kinds),
-            bad data or options, negative ``z`` for ``"nmf"``, or if
-            overcomplete is not installed.
+        ValueError: on an unknown ``kind`` (listing the kinds), bad data or
+            options (negative ``z`` for NMF), or without overcomplete.
 
     Examples::
 
         >>> model = fit_overcomplete("topk", z, y, n_concepts=5, active=2)
-        >>> sa = SRAEAttribution.from_sraes(net, "layer4", {3: model})
-        >>> maps = sa.attribute(x, target=3)
+        >>> maps = SRAEAttribution.from_sraes(net, "layer4", {3: model}).attribute(x)
     """
     kind = _check_kind(kind)
     z64, y64, k = check_fit_data(z, y, n_concepts, pooling)
-    check_seed(seed)
-    for value, name in ((epochs, "epochs"), (batch_size, "batch_size")):
-        check_int(value, name)
+    lr, l1 = _check_options(k, seed, active, epochs, batch_size, lr, l1_penalty)
     check_int(max_iter, "max_iter")
     check_int(n_iter, "n_iter")
-    if check_int(active, "active") > k:
-        raise ValueError(f"active must be an int in [1, n_concepts={k}], got {active}")
-    lr = _positive(lr, "lr")
-    l1 = float(l1_penalty)
-    if isinstance(l1_penalty, bool) or l1 < 0:
-        raise ValueError(f"l1_penalty must be a number >= 0, got {l1_penalty!r}")
     oc = import_overcomplete()
     zf, yf = z64.float(), y64.float()
     if kind in _FACTORIZERS:

@@ -143,31 +143,42 @@ def srae_explain_func(
             )
 
     def explain(model: Any, inputs: Any, targets: Any, **kwargs: Any) -> np.ndarray:
-        device = model_device(explainer.forward_func)
-        x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32, device=device)
-        idx = _as_indices(targets, x.shape[0])
-        if output == "class":
-            maps = explainer.attribute(
-                x, target=idx, output="class", **attribute_kwargs
-            )
-        elif concept is not None:
-            maps = explainer.attribute(
-                x, target=idx, concepts=[concept], **attribute_kwargs
-            )
-        else:
-            every = explainer.attribute(x, target=target, **attribute_kwargs)
-            pick = torch.as_tensor(idx, device=every.device)
-            if bool((pick >= every.shape[1]).any()):
-                raise ValueError(
-                    f"targets must be x-feature indices in [0, {every.shape[1]}) "
-                    f"with concept=None, got {idx}"
-                )
-            maps = every[torch.arange(every.shape[0], device=every.device), pick][
-                :, None
-            ]
-        return maps.detach().cpu().float().numpy()
+        return _maps(
+            explainer, inputs, targets, output, concept, target, attribute_kwargs
+        )
 
     return explain
+
+
+def _maps(
+    explainer: Any,
+    inputs: Any,
+    targets: Any,
+    output: str,
+    concept: int | None,
+    target: int | None,
+    attribute_kwargs: dict[str, Any],
+) -> np.ndarray:
+    """The maps of :func:`srae_explain_func`'s function, ``(N, 1, H, W)``."""
+    device = model_device(explainer.forward_func)
+    x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32, device=device)
+    idx = _as_indices(targets, x.shape[0])
+    if output == "class":
+        maps = explainer.attribute(x, target=idx, output="class", **attribute_kwargs)
+    elif concept is not None:
+        maps = explainer.attribute(
+            x, target=idx, concepts=[concept], **attribute_kwargs
+        )
+    else:
+        every = explainer.attribute(x, target=target, **attribute_kwargs)
+        pick = torch.as_tensor(idx, device=every.device)
+        if bool((pick >= every.shape[1]).any()):
+            raise ValueError(
+                f"targets must be x-feature indices in [0, {every.shape[1]}) "
+                f"with concept=None, got {idx}"
+            )
+        maps = every[torch.arange(every.shape[0], device=every.device), pick][:, None]
+    return maps.detach().cpu().float().numpy()
 
 
 def concept_model(explainer: Any, target: int | None = None) -> nn.Module:
@@ -315,6 +326,21 @@ def _masks(masks: Any, n: int) -> np.ndarray:
     return m.astype(np.float32)
 
 
+def _call_options(
+    explainer: Any, masks: Tensor | None, n: int, call_kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The metric call's options: raw scores, the classifier's device, the
+    masks as ``s_batch``, then ``call_kwargs``."""
+    device = model_device(explainer.forward_func)
+    kwargs: dict[str, Any] = {"softmax": False}
+    if device is not None:
+        kwargs["device"] = str(device)
+    if masks is not None:
+        kwargs["s_batch"] = _masks(masks, n)
+    kwargs.update(call_kwargs)
+    return kwargs
+
+
 def quantus_evaluate(
     metric: Any,
     explainer: Any,
@@ -339,9 +365,8 @@ def quantus_evaluate(
     classifier's device, unless ``call_kwargs`` say otherwise.
 
     Args:
-        metric (quantus.Metric or str): a metric instance, or the name of a
-            Quantus metric class (e.g. ``"PointingGame"``), built with
-            ``disable_warnings=True`` and ``metric_options``.
+        metric (quantus.Metric or str): a metric, or a Quantus metric class
+            name (``"PointingGame"``) built with ``metric_options``.
         explainer (SRAEAttribution): a fitted explainer.
         inputs (Tensor): images ``(N, C, H, W)``.
         targets (int, Sequence[int] or Tensor): Quantus's ``y_batch``: classes,
@@ -353,19 +378,16 @@ def quantus_evaluate(
             ``s_batch``, for localisation metrics). Default: None
         metric_options (dict, optional): constructor options when ``metric``
             is a name. Default: None
-        attribute_kwargs (dict, optional): passed to ``explainer.attribute``.
-            Default: None
+        attribute_kwargs (dict, optional): for ``explainer.attribute``. Default: None
         **call_kwargs: passed to the metric's call (e.g. ``batch_size``,
             ``softmax``).
 
     Returns:
-        *ndarray*: the metric's scores, one per example (or one curve per
-        example for the pixel-flipping family).
+        *ndarray*: the metric's scores (or curves), one per example.
 
     Raises:
-        ValueError: if Quantus is missing or unsupported, ``metric`` names no
-            metric, or on bad arguments.
-        TypeError: if ``metric`` is neither a metric nor a name.
+        ValueError, TypeError: if Quantus is missing or unsupported, or on a
+            bad ``metric`` or other argument.
 
     Examples::
 
@@ -374,12 +396,9 @@ def quantus_evaluate(
         ...     target=3, metric_options={"features_in_step": 48})
     """
     m = _metric(metric, metric_options)
+    options = attribute_kwargs or {}
     fn = srae_explain_func(
-        explainer,
-        output=output,
-        concept=concept,
-        target=target,
-        **(attribute_kwargs or {}),
+        explainer, output=output, concept=concept, target=target, **options
     )
     if not isinstance(inputs, Tensor) or inputs.ndim != 4:
         raise ValueError(
@@ -392,13 +411,7 @@ def quantus_evaluate(
         if output == "concepts" and concept is None
         else explainer.forward_func
     )
-    device = model_device(explainer.forward_func)
-    kwargs: dict[str, Any] = {"softmax": False}
-    if device is not None:
-        kwargs["device"] = str(device)
-    if masks is not None:
-        kwargs["s_batch"] = _masks(masks, n)
-    kwargs.update(call_kwargs)
+    kwargs = _call_options(explainer, masks, n, call_kwargs)
     scores = m(
         model=model,
         x_batch=inputs.detach().cpu().float().numpy(),

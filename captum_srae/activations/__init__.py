@@ -18,7 +18,7 @@ from captum_srae.activations.collect import (
     collect_activations,
     pool_activations,
 )
-from captum_srae.activations.inputs import iter_input_batches
+from captum_srae.activations.inputs import fold_row_arguments, iter_input_batches
 from captum_srae.activations.layers import layer_name, resolve_layer
 from captum_srae.activations.store import (
     ActivationStore,
@@ -31,6 +31,7 @@ __all__ = [
     "activation_batches",
     "collect_activations",
     "collect_activations_to_disk",
+    "fold_row_arguments",
     "iter_input_batches",
     "layer_name",
     "pool_activations",

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_srae.activations.hooks import hook_scope
-from captum_srae.activations.inputs import iter_input_batches
+from captum_srae.activations.inputs import fold_row_arguments, iter_input_batches
 from captum_srae.activations.layers import layer_name, resolve_layer
 from captum_srae.core.config import POOLINGS, TOKEN_POOLINGS
 
@@ -181,9 +181,11 @@ def activation_batches(
             that order. Default: None
         pooling (str, optional): see :func:`pool_activations`. Default: ``"avg"``
         additional_forward_args (Any, optional): extra arguments (a tuple for
-            several) passed after the inputs, unchanged for every batch (tensors
-            are moved to ``device``); per-example inputs belong in ``data``.
-            Default: None
+            several) passed after the inputs (tensors are moved to
+            ``device``). With Tensor data, leading Tensors with one row per
+            example (an attention mask) are chunked with it (see
+            :func:`fold_row_arguments`); the others are the same for every
+            batch. Default: None
         batch_size (int, optional): chunk size for Tensor data. Default: 64
         device (str or torch.device, optional): device of the inputs; None
             uses the device of the model's first parameter (inputs are left
@@ -209,10 +211,12 @@ def activation_batches(
     module = resolve_layer(model, layer)
     check_pooling(pooling)
     targets = _check_target(target)
+    extra = () if additional_forward_args is None else additional_forward_args
+    data, extra = fold_row_arguments(
+        data, extra if isinstance(extra, tuple) else (extra,)
+    )
     batches = iter_input_batches(data, batch_size)
     dev = model_device(model, device)
-    extra = () if additional_forward_args is None else additional_forward_args
-    extra = extra if isinstance(extra, tuple) else (extra,)
     if dev is not None:
         extra = tuple(a.to(dev) if isinstance(a, Tensor) else a for a in extra)
     capture = _Capture(model, module, pooling, extra, dev)

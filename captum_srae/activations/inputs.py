@@ -11,7 +11,7 @@ from torch import Tensor
 
 from captum_srae.utils.validation import check_int
 
-__all__ = ["iter_input_batches"]
+__all__ = ["fold_row_arguments", "iter_input_batches"]
 
 
 def _batch_inputs(batch: Any, index: int) -> tuple[Tensor, ...]:
@@ -100,3 +100,46 @@ def _iter_batches(data: Iterable[Any]) -> Iterator[tuple[Tensor, ...]]:
         yield _batch_inputs(batch, index)
     if index < 0:
         raise ValueError("data yielded no batches")
+
+
+def fold_row_arguments(
+    data: Any, extra: tuple[Any, ...]
+) -> tuple[Any, tuple[Any, ...]]:
+    r"""Chunk per-example extra arguments (an attention mask) with Tensor data.
+
+    ``model(*inputs, *extra)`` is called per batch. When ``data`` is a Tensor
+    or a tuple of Tensors with ``N`` rows, the leading entries of ``extra``
+    that are Tensors with ``N`` rows become inputs of ``data`` (the call is
+    the same), so that each batch gets its own rows; the other entries stay
+    the same for every batch. Other data (a DataLoader) is left as it is: its
+    batches must then carry such tensors as inputs, ``((ids, mask), labels)``.
+
+    Args:
+        data (Any): the data of :func:`iter_input_batches`.
+        extra (tuple): the extra model arguments.
+
+    Returns:
+        *tuple[Any, tuple]*: the data and the remaining extra arguments.
+
+    Examples::
+
+        >>> data, extra = fold_row_arguments(ids, (mask, 0.5))
+        >>> len(data), extra  # (ids, mask)
+        (2, (0.5,))
+    """
+    if isinstance(data, Tensor):
+        tensors: tuple[Any, ...] = (data,)
+    elif isinstance(data, tuple) and data and all(isinstance(t, Tensor) for t in data):
+        tensors = data
+    else:
+        return data, extra
+    if tensors[0].ndim == 0:
+        return data, extra
+    n, lead = int(tensors[0].shape[0]), 0
+    while lead < len(extra) and isinstance(extra[lead], Tensor):
+        if extra[lead].ndim == 0 or int(extra[lead].shape[0]) != n:
+            break
+        lead += 1
+    if lead == 0:
+        return data, extra
+    return (*tensors, *extra[:lead]), tuple(extra[lead:])

@@ -4,9 +4,9 @@ Backprop, any Captum method on the x-features) and explanations.
 
 Imports :mod:`captum_srae.training`, :mod:`captum_srae.activations`,
 :mod:`captum_srae.core` and :mod:`captum_srae.utils`. Inside, the modules
-form one order, lowest first, without cycles: ``explanation`` and ``checks``
-(arguments, Captum's target forms); ``fitted`` (the fitted state,
-:class:`~captum_srae.attribution.fitted.FittedXNNs`); ``shared_forward``,
+form one order, lowest first, without cycles: ``explanation``, ``checks``
+and ``text`` (arguments, Captum's target forms, token ids); ``fitted`` (the
+fitted state, :class:`~captum_srae.attribution.fitted.FittedXNNs`); ``shared_forward``,
 ``heatmaps`` and ``excitation`` (the map methods); ``fitting``, ``maps`` and
 ``persistence`` (the work of ``fit``, ``attribute`` and ``save``/``load`` on
 that state); ``srae_attribution`` (the Captum class, which only checks

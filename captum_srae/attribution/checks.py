@@ -239,8 +239,8 @@ class MapOptions:
             attribution class.
         output (str): ``"concepts"`` or ``"class"``.
         concepts (list[int]): the x-features to map, in order.
-        interpolate (bool, str or tuple[int, ...]): True, False, ``"layer"``
-            or a size.
+        interpolate (bool, str or tuple[int, ...]): True, False, ``"layer"``,
+            ``"tokens"`` or a size.
         relu (bool): whether each x-feature map is clipped at zero.
         batch_size (int or None): examples per forward pass (None: all).
         attribution_kwargs (dict[str, Any]): extra arguments of the method.
@@ -275,8 +275,8 @@ def map_options(
             is checked when used.
         output (str): ``"concepts"`` or ``"class"``.
         concepts (Sequence[int], int or None): see :func:`check_concepts`.
-        interpolate (bool, str or Sequence[int]): True, False, ``"layer"`` or
-            a size of positive ints.
+        interpolate (bool, str or Sequence[int]): True, False, ``"layer"``,
+            ``"tokens"`` or a size of positive ints.
         relu_attributions (bool, optional): None for the method's default.
         internal_batch_size (int, optional): a positive int or None.
         attribution_kwargs (dict, optional): extra arguments of the method.
@@ -302,12 +302,13 @@ def map_options(
             f"method must be 'gradcam', 'excitation' or a Captum attribution "
             f"class, got {method!r}"
         )
-    if interpolate not in (True, False, "layer") and not (
+    if interpolate not in (True, False, "layer", "tokens") and not (
         isinstance(interpolate, (tuple, list))
         and all(isinstance(s, int) and s > 0 for s in interpolate)
     ):
         raise ValueError(
-            f"interpolate must be True, False, 'layer' or a size, got {interpolate!r}"
+            "interpolate must be True, False, 'layer', 'tokens' or a size, got "
+            f"{interpolate!r}"
         )
     if attribution_kwargs is not None and not isinstance(attribution_kwargs, dict):
         raise TypeError(

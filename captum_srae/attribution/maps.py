@@ -194,8 +194,9 @@ def token_gradcam(
     Returns:
         *Tensor*: ``(N, n, √P, √P)`` (see
         :func:`~captum_srae.attribution.tokens.tokens_to_grid`), or the maps
-        over the tokens ``(N, n, T)`` when ``T`` is not a square grid (plus a
-        class token) and ``options.interpolate`` is False or ``"layer"``.
+        over the tokens ``(N, n, T)`` when ``options.interpolate`` is
+        ``"tokens"`` (a text classifier), or is False or ``"layer"`` and
+        ``T`` is not a square grid (plus a class token).
 
     Raises:
         ValueError: for a heatmap layer other than the layer, any
@@ -214,7 +215,9 @@ def token_gradcam(
         )
     maps = token_maps(activation, srae, srae.config.pooling, options.concepts)
     keep_tokens = options.interpolate in (False, "layer")
-    if keep_tokens and patch_grid(int(maps.shape[-1])) is None:
+    if options.interpolate == "tokens" or (
+        keep_tokens and patch_grid(int(maps.shape[-1])) is None
+    ):
         return maps
     return tokens_to_grid(maps)
 
@@ -268,7 +271,7 @@ def _finish(
             (m * c.reshape(c.shape + (1,) * (m.ndim - 2))).sum(1, keepdim=True)
             for m in maps
         )
-    if layer_space and options.interpolate not in (False, "layer"):
+    if layer_space and options.interpolate not in (False, "layer", "tokens"):
         maps = tuple(resize(m, first_input, options.interpolate) for m in maps)
     return maps
 

@@ -37,6 +37,7 @@ from captum_srae.attribution.maps import attribute_maps, scores
 from captum_srae.attribution.persistence import FORMAT_NAME as FORMAT_NAME
 from captum_srae.attribution.persistence import FORMAT_VERSION as FORMAT_VERSION
 from captum_srae.attribution.persistence import load_xnns, save_xnns
+from captum_srae.attribution.text import check_sequences, check_token_ids
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
 from captum_srae.training import TrainingHistory
@@ -74,7 +75,10 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
     neither ``P`` nor ``1 + P`` for a square ``P``, ``interpolate=False``
     returns the maps over the tokens ``(N, n, T)`` and resizing raises a
     ValueError. A channels-last ``(N, H, W, C)`` layer (Swin) is refused:
-    use a layer with ``(N, C, H, W)`` output.
+    use a layer with ``(N, C, H, W)`` output. A text classifier takes token
+    ids ``(N, T)`` (its attention mask as ``additional_forward_args=(mask,)``);
+    ``interpolate="tokens"`` returns the maps over the tokens ``(N, n, T)``
+    for any ``T``.
 
     The first arguments are those of Captum's ``LayerGradCam``; the others are
     keyword-only. Errors raised by ``forward_func`` itself (CUDA out of
@@ -217,7 +221,9 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
     ) -> tuple[FittedXNNs, tuple[Tensor, ...], tuple, Tensor]:
         """Fitted state, checked inputs, extra arguments and targets."""
         fitted = self._state()
+        check_sequences(inputs, "inputs")
         tup = check_inputs(inputs, model_device(self.forward_func))
+        check_token_ids(self.forward_func, tup[0], "inputs")
         extra = format_additional_forward_args(additional_forward_args)
         return fitted, tup, extra, fitted.targets_for(target, tup[0].shape[0])
 
@@ -250,8 +256,10 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 XNN whose predictor has one output per class. Default: True
             batch_size (int, optional): chunk size for Tensor data. Default: 64
             show_progress (bool, optional): progress bars. Default: True
-            additional_forward_args (Any, optional): extra model arguments,
-                the same for every batch. Default: None
+            additional_forward_args (Any, optional): extra model arguments;
+                with Tensor data, leading Tensors with one row per example
+                (an attention mask) are split into batches with it, the
+                others are the same for every batch. Default: None
 
         Returns:
             *SRAEAttribution*: ``self``, fitted (see the class).
@@ -261,7 +269,9 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 is not an int.
             ValueError: if ``target`` repeats a class, or is None on a model
                 with several outputs without ``all_targets=True`` (raised on
-                the first batch, before any fit).
+                the first batch, before any fit); for token ids outside the
+                model's embedding or a list of token sequences of different
+                lengths (see :mod:`~captum_srae.attribution.text`).
             Exception: whatever ``forward_func`` raises, unchanged.
 
         Examples::
@@ -273,6 +283,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         model = self.forward_func
         if not isinstance(model, nn.Module):
             raise TypeError("fit needs forward_func to be an nn.Module")
+        check_sequences(data, "data")
+        check_token_ids(model, data[0] if isinstance(data, tuple) else data, "data")
         fitted, history = fit_xnns(
             model,
             self._layers()[0],
@@ -372,9 +384,9 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             concepts (Sequence[int], optional): the x-features to map, in
                 order. Default: None (all)
             interpolate (bool, str or Sequence[int], optional): True resizes
-                layer maps to the input's size; False or ``"layer"`` keeps the
-                layer's size; a size resizes to it (a token layer: see the
-                class). Default: True
+                to the input's size, a size to it; False or ``"layer"`` keeps
+                the layer's size, ``"tokens"`` a token layer's tokens
+                ``(N, n, T)`` (see the class). Default: True
             relu_attributions (bool, optional): ReLU each map. Default: None
                 (True for "gradcam", "excitation" and ``LayerGradCam``)
             internal_batch_size (int, optional): examples per pass. Default: None

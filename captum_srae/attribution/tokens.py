@@ -28,7 +28,7 @@ from captum_srae.attribution.heatmaps import encoder_jacobian
 from captum_srae.core.config import TOKEN_POOLINGS
 from captum_srae.core.model import SRAE
 
-__all__ = ["patch_grid", "token_maps", "tokens_to_grid"]
+__all__ = ["mask_tokens", "patch_grid", "token_maps", "tokens_to_grid"]
 
 
 def token_maps(
@@ -132,3 +132,31 @@ def tokens_to_grid(maps: Tensor) -> Tensor:
         )
     prefix, side = grid
     return maps[..., prefix:].reshape(*maps.shape[:-1], side, side)
+
+
+def mask_tokens(maps: Tensor, mask: Tensor) -> Tensor:
+    r"""Set the maps of padding tokens to zero.
+
+    Args:
+        maps (Tensor): maps over the tokens, shape ``(N, n, T)``.
+        mask (Tensor): the attention mask ``(N, T)``, nonzero (True) for the
+            real tokens, zero (False) for padding.
+
+    Returns:
+        *Tensor*: ``maps`` with the entries of padding tokens set to 0.
+
+    Raises:
+        ValueError: if ``mask`` is not ``(N, T)`` for these maps.
+
+    Examples::
+
+        >>> mask_tokens(torch.ones(1, 2, 3), torch.tensor([[1, 1, 0]]))[0, 0]
+        tensor([1., 1., 0.])
+    """
+    if maps.ndim != 3 or tuple(mask.shape) != (maps.shape[0], maps.shape[2]):
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} must be (N, T) for maps over "
+            f"tokens of shape {tuple(maps.shape)}"
+        )
+    keep = mask.to(device=maps.device) != 0
+    return maps * keep.unsqueeze(1).to(maps.dtype)

@@ -8,7 +8,11 @@ r"""Figures and reports of SRAE explanations.
   ``save(path)``: :class:`ExplanationDisplay`, :class:`ExplanationGridDisplay`,
   :class:`ConceptGalleryDisplay`, :class:`TrainingCurvesDisplay`,
   :class:`FaithfulnessDisplay`;
-- :func:`write_report`: a self-contained HTML folder.
+- :func:`write_report`: a self-contained HTML folder;
+- text classifiers (:mod:`~captum_srae.visualization.text`):
+  :func:`visualize_text_concepts` (one row per x-feature through Captum's
+  ``visualize_text``) and :func:`concept_snippets` / :func:`format_snippets`
+  (a gallery of text snippets per x-feature).
 
 Heatmap panels are drawn by :func:`captum.attr.visualization.visualize_image_attr`
 with ``use_pyplot=False``; nothing here calls ``plt.show()``.
@@ -22,6 +26,12 @@ from captum_srae.visualization.display import (
     ExplanationGridDisplay,
 )
 from captum_srae.visualization.report import write_report
+from captum_srae.visualization.text import (
+    concept_snippets,
+    format_snippets,
+    text_concept_records,
+    visualize_text_concepts,
+)
 
 __all__ = [
     "ConceptGalleryDisplay",
@@ -29,6 +39,10 @@ __all__ = [
     "ExplanationGridDisplay",
     "FaithfulnessDisplay",
     "TrainingCurvesDisplay",
+    "concept_snippets",
+    "format_snippets",
     "render",
+    "text_concept_records",
+    "visualize_text_concepts",
     "write_report",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -27,12 +27,16 @@ from captum_srae.utils.atomic import atomic_write_bytes
 from captum_srae.utils.cache import cache_key, resolve_cache_dir
 from captum_srae.utils.validation import check_int
 
+ModelT = TypeVar("ModelT", bound=nn.Module)
+
 __all__ = [
     "PARTS_HEATMAP_LAYER",
     "PartsCNN",
     "SmallCNN",
     "accuracy",
+    "load_cached_weights",
     "load_torchvision_model",
+    "save_cached_weights",
     "train_classifier",
     "train_or_load",
 ]
@@ -326,22 +330,33 @@ def train_or_load(
     }
     key = cache_key(settings)
     path = resolve_cache_dir(cache_dir) / f"parts_cnn-{key}.safetensors"
-    cached = _load_cached(path, width) if path.is_file() else None
+    cached = None
+    if path.is_file():
+        cached = load_cached_weights(path, PartsCNN(n_classes=4, width=width))
     if cached is not None:
         model, acc = cached
     else:
         model, acc = _train_parts_cnn(settings, show_progress)
-        _save_cached(path, model, acc)
+        save_cached_weights(path, model, acc)
     info = {"path": path, "key": key, "cached": cached is not None}
     return model, {**info, "train_accuracy": acc}
 
 
-def _load_cached(path: Path, width: int) -> tuple[PartsCNN, float] | None:
-    """The cached model (eval mode) and its training accuracy; None, with a
-    warning to the caller of :func:`train_or_load`, if unreadable."""
+def load_cached_weights(path: Path, model: ModelT) -> tuple[ModelT, float] | None:
+    """``model`` with the weights cached in ``path`` by
+    :func:`save_cached_weights` (eval mode), and its training accuracy.
+
+    Args:
+        path (Path): The safetensors file.
+        model (nn.Module): A freshly built model of the cached architecture.
+
+    Returns:
+        *tuple or None*: the model and its training accuracy; None, with a
+        warning to the caller of the ``train_or_load`` function, if the file
+        is unreadable or does not fit ``model``.
+    """
     from safetensors.torch import load as st_load
 
-    model = PartsCNN(n_classes=4, width=width)
     try:
         data = path.read_bytes()
         model.load_state_dict(st_load(data))
@@ -382,9 +397,17 @@ def _train_parts_cnn(
     return model, acc
 
 
-def _save_cached(path: Path, model: PartsCNN, acc: float) -> None:
-    """Write the weights and accuracy to ``path``; warn the caller of
-    :func:`train_or_load` if the cache is read-only."""
+def save_cached_weights(path: Path, model: nn.Module, acc: float) -> None:
+    """Write ``model``'s weights and training accuracy ``acc`` to ``path``.
+
+    The safetensors file is written atomically; a read-only cache is reported
+    with a warning to the caller of the ``train_or_load`` function.
+
+    Args:
+        path (Path): The safetensors file.
+        model (nn.Module): The trained model.
+        acc (float): Its training accuracy, kept in the file's metadata.
+    """
     from safetensors.torch import save as st_save
 
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}

@@ -59,9 +59,16 @@ def folder_data(
     return folder, data, list(folder.classes)
 
 
-def _probe(model: nn.Module, data: Dataset, device: torch.device) -> int:
-    """Run one image through the model; return its number of outputs."""
+def _probe(
+    model: nn.Module, data: Dataset, device: torch.device, layer: nn.Module
+) -> tuple[int, int]:
+    """Run one image through the model; return its number of outputs and the
+    number of dimensions of ``layer``'s output (batch included)."""
     x = data[0][0].unsqueeze(0).to(device)
+    seen: list[int] = []
+    handle = layer.register_forward_hook(
+        lambda _m, _i, o: seen.append(o.ndim if isinstance(o, torch.Tensor) else 0)
+    )
     try:
         with torch.no_grad():
             out = model(x)
@@ -69,10 +76,27 @@ def _probe(model: nn.Module, data: Dataset, device: torch.device) -> int:
         raise ValueError(
             f"the model cannot process the images ({tuple(x.shape)}): {exc}"
         ) from None
+    finally:
+        handle.remove()
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
         raise ValueError(f"the model must return scores (N, C), got {shape}")
-    return int(out.shape[1])
+    return int(out.shape[1]), (seen[0] if seen else 0)
+
+
+def _check_token_pooling(layer_ndim: int, pooling: str, layer: str) -> None:
+    """Warn when a 3-D layer, maybe tokens ``(N, T, D)``, is average pooled."""
+    from captum_srae.core.config import TOKEN_POOLINGS
+
+    if layer_ndim == 3 and pooling not in TOKEN_POOLINGS:
+        print(
+            f"captum-srae: warning: layer {layer} outputs 3-D activations and "
+            f"pooling={pooling!r} averages over the last dimension; for the "
+            f"tokens (N, T, D) of a vision transformer set a token pooling: "
+            f'--config \'{{"pooling": "cls"}}\' (or '
+            f"{', '.join(TOKEN_POOLINGS[1:])})",
+            file=sys.stderr,
+        )
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -97,11 +121,12 @@ def run_fit(args: argparse.Namespace) -> int:
         num_classes = len(class_names)
     model = common.build_model(args.model, num_classes, args.weights, seed)
     try:
-        resolve_layer(model, args.layer)
+        layer = resolve_layer(model, args.layer)
     except ValueError as exc:
         raise ValueError(f"--layer: {exc}") from None
     model = model.to(device)
-    n_outputs = _probe(model, data, device)
+    n_outputs, layer_ndim = _probe(model, data, device, layer)
+    _check_token_pooling(layer_ndim, config.pooling, args.layer)
     targets = common.resolve_targets(args.target, class_names, n_outputs)
     if args.weights is None:
         print(
@@ -146,6 +171,8 @@ def _summary(record: dict[str, Any], out: Path) -> str:
     names = record["class_names"]
     shape = record["layer_shape"]
     channels = f" ({shape[0]} channels)" if shape else ""
+    if len(shape) == 2:  # a token layer (T, D)
+        channels = f" ({shape[0]} tokens of width {shape[1]})"
     lines = [
         f"Fitted an SRAE explainer ({record['config']['n_concepts']} x-features) "
         f"for {record['model']['spec']}, layer {record['layer']}{channels}, "

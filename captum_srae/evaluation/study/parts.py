@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 r"""One class of the parts data set as a study problem: :class:`PartsProblem`.
 
-The demo's CNN (:func:`~captum_srae.datasets.models.train_or_load`) is
-explained at ``layer`` (average pooled) for one ``target`` class, fitted on
-the CNN's training images and scored on held-out images with their part
-masks. The class is ``wing + 2 * tail``, so the evidence parts of a class are
-the parts it requires (:data:`EVIDENCE_PARTS`): the wing for "winged", the
+The demo's CNN (:func:`~captum_srae.datasets.models.train_or_load`), or its
+small ViT (:func:`~captum_srae.datasets.vit.train_or_load_vit`, with
+``model="vit"``), is explained at ``layer`` (average pooled; the class token
+for the ViT) for one ``target`` class, fitted on the network's training
+images and scored on held-out images with their part masks. The class is
+``wing + 2 * tail``, so the evidence parts of a class are the parts it
+requires (:data:`EVIDENCE_PARTS`): the wing for "winged", the
 tail for "tailed", both for "winged+tailed", none for "plain".
 """
 
@@ -22,6 +24,7 @@ from captum_srae.activations.collect import collect_activations
 from captum_srae.attribution.srae_attribution import SRAEAttribution
 from captum_srae.datasets import make_parts_dataset
 from captum_srae.datasets.models import PARTS_HEATMAP_LAYER, train_or_load
+from captum_srae.datasets.vit import VIT_LAYER, VIT_POOLING, train_or_load_vit
 from captum_srae.evaluation.metrics.localisation import part_association, pointing_game
 from captum_srae.evaluation.study.problems import ProblemData, tensor_fingerprint
 from captum_srae.evaluation.study.scoring import positive_shares
@@ -102,9 +105,18 @@ class PartsProblem:
         map_method (str, optional): ``method`` of
             :meth:`~captum_srae.SRAEAttribution.attribute`. Default: "gradcam"
         cnn (dict, optional): arguments of
-            :func:`~captum_srae.datasets.models.train_or_load` (empty: the
-            demo's CNN). Default: {}
+            :func:`~captum_srae.datasets.models.train_or_load` (or of
+            :func:`~captum_srae.datasets.vit.train_or_load_vit`; empty: the
+            demo's network). Default: {}
         seed (int, optional): seed of the images. Default: 0
+        model (str, optional): ``"cnn"`` (the demo's ``PartsCNN``) or
+            ``"vit"`` (the small ViT). With ``"vit"``, the CNN's defaults of
+            ``layer`` and ``heatmap_layer`` become
+            :data:`~captum_srae.datasets.vit.VIT_LAYER` and None, the
+            activations are pooled as
+            :data:`~captum_srae.datasets.vit.VIT_POOLING` (the class token),
+            and the fitted SRAEs must have that pooling
+            (``base_config={"pooling": "cls"}``). Default: "cnn"
 
     Examples::
 
@@ -122,8 +134,16 @@ class PartsProblem:
     map_method: str = "gradcam"
     cnn: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
+    model: str = "cnn"
 
     def __post_init__(self) -> None:
+        if self.model not in ("cnn", "vit"):
+            raise ValueError(f"model must be 'cnn' or 'vit', got {self.model!r}")
+        if self.model == "vit":
+            if self.layer == "conv4":
+                self.layer = VIT_LAYER
+            if self.heatmap_layer == PARTS_HEATMAP_LAYER:
+                self.heatmap_layer = None
         check_int(self.target, "target")
         if not 0 <= self.target < 4:
             raise ValueError(f"target must be a class in 0..3, got {self.target}")
@@ -134,13 +154,20 @@ class PartsProblem:
         self._model: torch.nn.Module | None = None
         self._data: ProblemData | None = None
 
+    @property
+    def pooling(self) -> str:
+        """The pooling of the explained layer: "avg", or "cls" for the ViT."""
+        return VIT_POOLING if self.model == "vit" else "avg"
+
     def fingerprint(self) -> dict[str, Any]:
         """The problem's settings and a hash of its activations and scores."""
         settings = dataclasses.asdict(self)
+        if self.model == "cnn":  # the fingerprints from before the ViT
+            del settings["model"]
         return {"problem": self.name, **settings, **tensor_fingerprint(self.load())}
 
     def load(self) -> ProblemData:
-        """Train (or load) the CNN and collect the activations and scores.
+        """Train (or load) the network and collect the activations and scores.
 
         ``truth`` holds the held-out ``logits`` ``(M, 4)``, and for the first
         ``n_maps`` held-out images their ``images``, part ``masks`` and
@@ -148,14 +175,16 @@ class PartsProblem:
         """
         if self._data is not None:
             return self._data
-        model, _ = train_or_load(show_progress=False, **self.cnn)
+        trainer = train_or_load_vit if self.model == "vit" else train_or_load
+        model, _ = trainer(show_progress=False, **self.cnn)
         size = int(self.cnn.get("size", 64))
         fit = make_parts_dataset(self.n_fit, seed=self.seed, size=size)
         test = make_parts_dataset(
             self.n_test, seed=self.seed + TEST_SEED_OFFSET, size=size
         )
-        z_tr, y_tr = collect_activations(model, self.layer, fit.images, batch_size=500)
-        z_te, y_te = collect_activations(model, self.layer, test.images, batch_size=500)
+        pool = {"pooling": self.pooling, "batch_size": 500}
+        z_tr, y_tr = collect_activations(model, self.layer, fit.images, **pool)
+        z_te, y_te = collect_activations(model, self.layer, test.images, **pool)
         m = min(self.n_maps, self.n_test)
         truth = {
             "logits": y_te,
@@ -185,6 +214,11 @@ class PartsProblem:
         """
         self.load()
         assert self._model is not None
+        if srae.config.pooling != self.pooling:
+            raise ValueError(
+                f"the SRAE's config has pooling={srae.config.pooling!r}; the "
+                f"{self.model} problem needs pooling={self.pooling!r}"
+            )
         logits = data.truth["logits"]
         with torch.no_grad():
             e = srae.encode(data.z_test)

@@ -1,0 +1,222 @@
+"""A small vision transformer for the parts data set, trained once and cached.
+
+:func:`parts_vit` builds a small torchvision
+:class:`~torchvision.models.VisionTransformer` for the 64×64 images of
+:func:`~captum_srae.datasets.make_parts_dataset` (an 8×8 grid of patch
+tokens); :func:`train_or_load_vit` trains it with
+:func:`~captum_srae.datasets.models.train_classifier` and caches its weights
+exactly as :func:`~captum_srae.datasets.models.train_or_load` caches the
+demo's CNN. :data:`VIT_LAYER` and :data:`VIT_POOLING` say where and how the
+demo explains it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torchvision.models.vision_transformer import ConvStemConfig, VisionTransformer
+
+from captum_srae.datasets.models import (
+    load_cached_weights,
+    save_cached_weights,
+    train_classifier,
+)
+from captum_srae.utils.cache import cache_key, resolve_cache_dir
+from captum_srae.utils.validation import check_int
+
+__all__ = ["VIT_LAYER", "VIT_POOLING", "parts_vit", "train_or_load_vit"]
+
+#: The explained layer of :func:`parts_vit` (the last encoder block; its
+#: output is ``(N, 65, hidden_dim)`` for 64×64 images: the class token and
+#: the 8×8 patch tokens).
+VIT_LAYER = "encoder.layers.encoder_layer_3"
+#: The token pooling of the explained layer (``SRAEConfig(pooling=...)``):
+#: the class token, which the ViT's head classifies.
+VIT_POOLING = "cls"
+
+_PARTS_VIT_VERSION = 1  # bump when parts_vit or its training changes
+
+
+def parts_vit(
+    num_classes: int = 4,
+    image_size: int = 64,
+    *,
+    patch_size: int = 8,
+    num_layers: int = 4,
+    hidden_dim: int = 64,
+    conv_stem: bool = True,
+) -> VisionTransformer:
+    r"""A small torchvision ``VisionTransformer`` for the parts images.
+
+    ``num_layers`` encoder blocks of 4 heads, width ``hidden_dim`` and MLP
+    width ``2 * hidden_dim`` on ``(image_size / patch_size)²`` patch tokens
+    and a class token; the head classifies the class token. With
+    ``conv_stem`` the patches are embedded by torchvision's convolutional
+    stem (``ConvStemConfig``: 3×3 convolutions of stride 2 with batch norm
+    and ReLU, widths ``hidden_dim / 4``, ``hidden_dim / 2``, ``hidden_dim``,
+    then a 1×1 convolution; "early convolutions", Xiao et al. 2021) instead
+    of a single ``patch_size`` convolution: on the parts data set a plain
+    patch embedding stays at chance accuracy for the first epochs, the stem
+    learns. It is also a
+    ``module:callable`` for the command line
+    (``--model captum_srae.datasets.vit:parts_vit``).
+
+    Args:
+        num_classes (int, optional): Outputs. Default: 4
+        image_size (int, optional): Input size in pixels, a multiple of
+            ``patch_size``. Default: 64
+        patch_size (int, optional): Patch size in pixels. Default: 8
+        num_layers (int, optional): Encoder blocks. Default: 4
+        hidden_dim (int, optional): Token width, a multiple of 4.
+            Default: 64
+        conv_stem (bool, optional): Embed the patches with a convolutional
+            stem; ``patch_size`` must then be a power of 2. Default: True
+
+    Returns:
+        *VisionTransformer*: the randomly initialised model (train mode).
+
+    Raises:
+        TypeError: if an argument is not an int.
+        ValueError: if ``image_size`` is not a multiple of ``patch_size`` or
+            ``hidden_dim`` not a multiple of 4.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_srae.datasets.vit import parts_vit
+        >>> parts_vit().eval()(torch.rand(2, 3, 64, 64)).shape
+        torch.Size([2, 4])
+    """
+    sizes = {"num_classes": num_classes, "image_size": image_size}
+    sizes.update(patch_size=patch_size, num_layers=num_layers, hidden_dim=hidden_dim)
+    for name, value in sizes.items():
+        check_int(value, name)
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if image_size % patch_size:
+        raise ValueError(
+            f"image_size must be a multiple of patch_size ({patch_size}), "
+            f"got {image_size}"
+        )
+    if hidden_dim % 4:
+        raise ValueError(f"hidden_dim must be a multiple of 4, got {hidden_dim}")
+    if conv_stem and patch_size & (patch_size - 1):
+        raise ValueError(f"patch_size must be a power of 2, got {patch_size}")
+    n_stem = patch_size.bit_length() - 1  # stride-2 convolutions
+    widths = [max(hidden_dim >> (n_stem - 1 - i), 1) for i in range(n_stem)]
+    stem = [ConvStemConfig(w, 3, 2) for w in widths] if conv_stem else None
+    return VisionTransformer(
+        image_size=image_size,
+        patch_size=patch_size,
+        num_layers=num_layers,
+        num_heads=4,
+        hidden_dim=hidden_dim,
+        mlp_dim=2 * hidden_dim,
+        num_classes=num_classes,
+        conv_stem_configs=stem or None,
+    )
+
+
+def train_or_load_vit(
+    n_train: int = 8000,
+    seed: int = 0,
+    epochs: int = 16,
+    size: int = 64,
+    *,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    augment: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    show_progress: bool = True,
+) -> tuple[VisionTransformer, dict[str, Any]]:
+    r"""A :func:`parts_vit` trained on the parts data, from the cache if there.
+
+    The ViT counterpart of :func:`~captum_srae.datasets.models.train_or_load`,
+    with the same cache folder, naming (a hash of all the settings, a version
+    of this function and the torch major version; files
+    ``parts_vit-<key>.safetensors``), atomic writes and recovery from an
+    unreadable entry. It is trained with
+    :func:`~captum_srae.datasets.models.train_classifier` on
+    ``make_parts_dataset(n_train, seed, size)``, with the CNN's flips and
+    shifts when ``augment``.
+
+    Args:
+        n_train (int, optional): Training images. Default: 8000
+        seed (int, optional): Seed of the data, the initialisation and the
+            training. Default: 0
+        epochs (int, optional): Training epochs. Default: 16
+        size (int, optional): Image size in pixels, a multiple of 8.
+            Default: 64
+        lr (float, optional): Initial learning rate. Default: 1e-3
+        batch_size (int, optional): Mini-batch size. Default: 64
+        augment (bool, optional): Random flips and shifts. Default: True
+        cache_dir (str or PathLike, optional): Cache folder. Default: None
+        show_progress (bool, optional): Show training progress. Default: True
+
+    Returns:
+        *tuple*: the model in eval mode, and a dict with ``"path"`` (the cache
+        file), ``"key"``, ``"cached"`` (True when loaded) and
+        ``"train_accuracy"``.
+
+    Examples::
+
+        >>> from captum_srae.datasets.vit import VIT_LAYER, train_or_load_vit
+        >>> vit, info = train_or_load_vit()  # doctest: +SKIP
+    """
+    check_int(n_train, "n_train")
+    check_int(size, "size")
+    if size % 8:
+        raise ValueError(f"size must be a multiple of 8, got {size}")
+    settings = {
+        "arch": "parts_vit",
+        "version": _PARTS_VIT_VERSION,
+        "n_classes": 4,
+        "data_seed": seed,
+        "n_train": n_train,
+        "size": size,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "augment": augment,
+        "torch_major": torch.__version__.split(".")[0],
+    }
+    key = cache_key(settings)
+    path = resolve_cache_dir(cache_dir) / f"parts_vit-{key}.safetensors"
+    cached = None
+    if path.is_file():
+        with torch.random.fork_rng(devices=[]):
+            cached = load_cached_weights(path, parts_vit(image_size=size))
+    if cached is not None:
+        model, acc = cached
+    else:
+        model, acc = _train_parts_vit(settings, show_progress)
+        save_cached_weights(path, model, acc)
+    info = {"path": path, "key": key, "cached": cached is not None}
+    return model, {**info, "train_accuracy": acc}
+
+
+def _train_parts_vit(
+    settings: dict[str, Any], show_progress: bool
+) -> tuple[VisionTransformer, float]:
+    """A :func:`parts_vit` trained as ``settings`` say, and its training accuracy."""
+    from captum_srae.datasets import make_parts_dataset
+
+    seed = settings["data_seed"]
+    data_set = make_parts_dataset(settings["n_train"], seed=seed, size=settings["size"])
+    with torch.random.fork_rng(devices=[]):  # leave the global state alone
+        torch.manual_seed(seed)
+        model = parts_vit(image_size=settings["size"])
+    acc = train_classifier(
+        model,
+        data_set.images,
+        data_set.labels,
+        settings["epochs"],
+        seed=seed,
+        show_progress=show_progress,
+        lr=settings["lr"],
+        batch_size=settings["batch_size"],
+        augment=settings["augment"],
+    )
+    return model, acc

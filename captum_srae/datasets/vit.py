@@ -142,10 +142,12 @@ def train_or_load_vit(
     ``make_parts_dataset(n_train, seed, size)``, with the CNN's flips and
     shifts when ``augment``.
 
+    With the defaults it took 9.5 minutes on two shared CPU cores and reached
+    62.6 % held-out accuracy (the CNN: 95.8 %), still rising at the end.
+
     Args:
         n_train (int, optional): Training images. Default: 8000
-        seed (int, optional): Seed of the data, the initialisation and the
-            training. Default: 0
+        seed (int, optional): Seed of the data and the training. Default: 0
         epochs (int, optional): Training epochs. Default: 16
         size (int, optional): Image size in pixels, a multiple of 8.
             Default: 64

@@ -297,12 +297,12 @@ def train_or_load(
     function: 98 % and 90 %).
 
     Args:
-        n_train (int, optional): Training images. Default: 4000
+        n_train (int, optional): Training images. Default: 8000
         seed (int, optional): Seed of the data and of the training. Default: 0
         epochs (int, optional): Training epochs. Default: 12
         width (int, optional): Width of :class:`PartsCNN`. Default: 16
         size (int, optional): Image size in pixels. Default: 64
-        lr (float, optional): Initial learning rate. Default: 1e-2
+        lr (float, optional): Initial learning rate. Default: 5e-3
         batch_size (int, optional): Mini-batch size. Default: 64
         augment (bool, optional): Random flips and shifts
             (:func:`train_classifier`). Default: True

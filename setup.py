@@ -37,7 +37,7 @@ REQUIRED = [
     "scikit-learn",
 ]
 
-TEST_REQUIRES = ["pytest", "pytest-benchmark", "hypothesis", "pillow"]
+TEST_REQUIRES = ["pytest", "pytest-benchmark", "hypothesis", "pillow", "ipython"]
 DOCS_REQUIRES = ["sphinx", "furo"]
 BENCH_REQUIRES = ["pytest-benchmark"]
 # Executing the tutorial notebooks (tutorials/*.ipynb) as tests.

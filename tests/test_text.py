@@ -11,6 +11,7 @@ few epochs, well under a second).
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import pytest
@@ -203,6 +204,17 @@ def test_visualize_text_rows(trained: dict, explainer) -> None:
     assert "x-feature 0" in page.data and "x-feature 2" in page.data
     assert all(tok in page.data for tok in tokens[:n_real])
     assert "<pad>" not in page.data and "#pad" not in page.data
+
+
+def test_visualize_text_without_ipython_says_what_to_install(
+    trained: dict, explainer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "IPython", None)  # import IPython fails
+    tids, tmask = trained["tids"], trained["tmask"]
+    tokens = _tokens(tids[:1])[0]
+    kw = {"additional_forward_args": (tmask[:1],), "mask": tmask[0]}
+    with pytest.raises(ValueError, match="needs IPython"):
+        visualize_text_concepts(explainer, tids[0], tokens, 1, **kw)
 
 
 def test_bad_token_ids_name_the_argument(trained: dict, explainer) -> None:

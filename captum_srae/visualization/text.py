@@ -156,12 +156,22 @@ def visualize_text_concepts(
         *IPython.display.HTML*: Captum's HTML object (also displayed, as
         Captum does, in a notebook); its ``.data`` is the HTML text.
 
+    Raises:
+        ValueError: without IPython (Captum's ``visualize_text`` needs it).
+
     Examples::
 
         >>> page = visualize_text_concepts(sa, ids[0], tokens, target=1)
         >>> "x-feature" in page.data
         True
     """
+    try:
+        import IPython  # noqa: F401  (Captum's visualize_text needs it)
+    except ImportError as exc:
+        raise ValueError(
+            "visualize_text_concepts needs IPython (pip install ipython); "
+            "text_concept_records and format_snippets work without it"
+        ) from exc
     records = text_concept_records(explainer, ids, tokens, target, **kwargs)
     return viz.visualize_text(records, legend=legend)
 

@@ -107,6 +107,13 @@ def test_gradcam_is_captum_layer_gradcam_scaled(
     assert torch.allclose(ours, ref, atol=1e-5)
     alias = class_maps("pytorch-grad-cam", pooled_cnn, pooled_cnn.relu2, x, t)
     assert torch.equal(alias, ours)
+    # pytorch-grad-cam puts the model in eval mode; the adapter restores it
+    pooled_cnn.train()
+    try:
+        class_maps("pgc-GradCAM", pooled_cnn, pooled_cnn.relu2, x, t)
+        assert pooled_cnn.training
+    finally:
+        pooled_cnn.eval()
 
 
 def test_gradcam_plus_plus_is_its_formula(

@@ -328,6 +328,8 @@ def test_adapter_errors(setup):
         srae_explain_func(sa)(None, x.numpy(), np.zeros(N - 1, int))
     with pytest.raises(ValueError, match="x-feature indices"):
         srae_explain_func(sa)(None, x.numpy(), np.full(N, 7))
+    with pytest.raises(ValueError, match="x-feature indices"):
+        srae_explain_func(sa)(None, x.numpy(), np.full(N, -1))  # not from the end
     with pytest.raises(ValueError, match="Quantus metric class"):
         quantus_evaluate("NoSuchMetric", sa, x, 0)
     with pytest.raises(TypeError, match="quantus.Metric"):

@@ -150,6 +150,7 @@ def concept_maps(
         )
     if method == "gradcam" and pooling in TOKEN_POOLINGS:
         return (token_gradcam(acts["layer"], srae, hm is module, options),), True
+    _refuse_layer_method_on_tokens(method, pooling)
     if method == "gradcam":
         if hm is module and pooling == "avg" and not kwargs:
             return (gradcam_maps(acts["layer"], srae, ks),), True
@@ -177,6 +178,17 @@ def concept_maps(
         return (maps,), True
     xmodel = XFeatureModel(forward_func, module, srae, pooling, ks, early_exit)
     return captum_maps(method, xmodel, inputs, extra, len(ks), hm, kwargs)
+
+
+def _refuse_layer_method_on_tokens(method: Any, pooling: str) -> None:
+    """A Captum layer method would take a token layer's tokens as channels."""
+    is_layer = isinstance(method, type) and issubclass(method, LayerAttribution)
+    if pooling in TOKEN_POOLINGS and is_layer:
+        raise ValueError(
+            f"method: a Captum layer method ({method.__name__}) cannot map a "
+            f"token layer (pooling={pooling!r}); use method='gradcam' or a "
+            "primary method such as IntegratedGradients"
+        )
 
 
 def token_gradcam(

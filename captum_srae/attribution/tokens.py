@@ -6,9 +6,11 @@ With a token pooling (``SRAEConfig.pooling`` ``"cls"``, ``"mean"`` or
 ``A`` ``(T, D)``. The map of x-feature ``k`` is Grad-CAM's closed form on the
 tokens: the weights are the gradient of ``e_k`` at the pooled vector,
 ``w_d = ∂e_k/∂z_d`` (:func:`~captum_srae.attribution.heatmaps.encoder_jacobian`),
-and the map over tokens is ``m_t = Σ_d w_d·A_t,d`` (:func:`token_maps`). For
-``"mean"`` pooling the maps add up to the linearisation of ``e_k`` at ``z``:
-``(1/T)·Σ_t m_t = Σ_d w_d·z_d``.
+and the map over tokens is ``m_t = (1/T)·Σ_d w_d·A_t,d`` (:func:`token_maps`):
+Grad-CAM's channel weight is the *mean* gradient over the ``T`` positions, as
+for a CNN layer of ``T`` locations, so the maps of a CNN and of a token layer
+have the same scale. For ``"mean"`` pooling the maps add up to the
+linearisation of ``e_k`` at ``z``: ``Σ_t m_t = Σ_d w_d·z_d``.
 
 :func:`tokens_to_grid` lays the patch tokens of a vision transformer on their
 ``√P × √P`` grid: the first token is the class token when ``T − 1`` is a
@@ -39,7 +41,7 @@ def token_maps(
 ) -> Tensor:
     r"""Grad-CAM maps over the tokens of every x-feature, no ReLU applied.
 
-    ``m_k,t = Σ_d w_k,d·A_t,d`` with ``w_k,d = ∂e_k/∂z_d`` at
+    ``m_k,t = (1/T)·Σ_d w_k,d·A_t,d`` with ``w_k,d = ∂e_k/∂z_d`` at
     ``z = pool(A)`` (``pool`` as in
     :func:`~captum_srae.activations.pool_activations`).
 
@@ -73,7 +75,7 @@ def token_maps(
     a = activation.detach().to(srae.z_mean.dtype)
     z = pool_activations(a, pooling)  # raises unless a is (N, T, D)
     w = encoder_jacobian(srae, z, concepts)
-    return torch.einsum("nkd,ntd->nkt", w.detach(), a)
+    return torch.einsum("nkd,ntd->nkt", w.detach(), a) / a.shape[1]
 
 
 def patch_grid(n_tokens: int) -> tuple[int, int] | None:

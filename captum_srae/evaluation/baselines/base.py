@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from captum_srae.core.config import SRAEConfig
+from captum_srae.core.config import POOLINGS, SRAEConfig
 from captum_srae.core.model import SRAEOutput
 from captum_srae.utils.validation import (
     activations_and_scores,
@@ -33,8 +33,6 @@ __all__ = [
     "check_seed",
     "fit_linear_head",
 ]
-
-_POOLINGS = ("avg", "flatten")
 
 
 @runtime_checkable
@@ -226,8 +224,8 @@ def check_fit_data(
             ``pooling``.
     """
     check_int(n_concepts, "n_concepts", minimum=None)
-    if pooling not in _POOLINGS:
-        raise ValueError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     z_t, y_t = activations_and_scores(z, y)
     n, d = z_t.shape
     if not 1 <= n_concepts < d:

@@ -89,6 +89,7 @@ class PytorchGradCam:
         if cls is None:
             raise ValueError(f"cam must be a pytorch_grad_cam class, got {self.cam!r}")
         targets = [targets_module.ClassifierOutputTarget(int(c)) for c in target]
+        was_training = model.training  # pytorch-grad-cam calls model.eval()
         cam = cls(model=model, target_layers=[layer])
         cam.batch_size = self.batch_size  # read by ScoreCAM only
         try:
@@ -97,4 +98,5 @@ class PytorchGradCam:
                 maps = cam(input_tensor=x, targets=targets)
         finally:
             cam.activations_and_grads.release()
+            model.train(was_training)
         return torch.as_tensor(maps).to(dtype=x.dtype, device=x.device)

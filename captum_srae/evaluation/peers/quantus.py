@@ -172,7 +172,7 @@ def _maps(
     else:
         every = explainer.attribute(x, target=target, **attribute_kwargs)
         pick = torch.as_tensor(idx, device=every.device)
-        if bool((pick >= every.shape[1]).any()):
+        if bool(((pick < 0) | (pick >= every.shape[1])).any()):
             raise ValueError(
                 f"targets must be x-feature indices in [0, {every.shape[1]}) "
                 f"with concept=None, got {idx}"

@@ -78,7 +78,14 @@ def test_old_module_paths_are_the_moved_modules() -> None:
         assert module.__spec__.name == new  # the real module keeps its own spec
     from captum_srae.metrics.faithfulness import rmse  # a submodule, old path
 
-    assert rmse is importlib.import_module("captum_srae.evaluation.metrics").rmse
+    metrics = importlib.import_module("captum_srae.evaluation.metrics")
+    assert rmse is metrics.rmse
+    # the old path of a submodule does not replace the package's function of
+    # the same name with the submodule
+    assert callable(metrics.faithfulness) and metrics.faithfulness.__name__ == (
+        "faithfulness"
+    )
+    assert not isinstance(metrics.faithfulness, type(importlib))
 
 
 def test_no_private_name_imported_across_modules() -> None:

@@ -22,6 +22,24 @@ from types import ModuleType
 __all__ = ["MovedModuleFinder", "install"]
 
 
+class _KeepsItsNames(ModuleType):
+    """A package whose names an old import path cannot rebind.
+
+    After importing ``old.child`` the import system sets ``old.child =
+    module`` on the (shared) package object; where the package already binds
+    ``child`` to something else (``metrics.faithfulness``, a function), that
+    would replace it with the submodule of the same name.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        current = self.__dict__.get(name)
+        if isinstance(value, ModuleType) and not (
+            current is None or isinstance(current, ModuleType)
+        ):
+            return
+        super().__setattr__(name, value)
+
+
 class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """A meta path finder mapping old module names to their new homes.
 
@@ -58,6 +76,9 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         new = self.new_name(spec.name)
         assert new is not None  # find_spec answered only for moved names
         module = importlib.import_module(new)
+        parent = sys.modules.get(new.rpartition(".")[0])
+        if parent is not None and type(parent) is ModuleType:
+            parent.__class__ = _KeepsItsNames  # see its docstring
         # the import system overwrites __spec__ of what we return; keep the
         # module's own so that it still names its real location
         self._specs[spec.name] = module.__spec__

@@ -276,10 +276,25 @@ def test_token_pooling_on_conv_layer_raises(pooling: str) -> None:
     assert _no_hooks(net)
 
 
+def test_interpolate_tokens_needs_a_token_layer() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+    net.append(nn.Linear(4, 2))
+    srae = SRAE(4, 1, SRAEConfig(n_concepts=2, hidden_sizes=(4, 3))).eval()
+    sa = SRAEAttribution.from_sraes(net, "1", {0: srae}, n_outputs=2)
+    x = torch.randn(3, 3, 8, 8)
+    with pytest.raises(ValueError, match="interpolate='tokens' needs a token layer"):
+        sa.attribute(x, target=0, interpolate="tokens")
+    assert sa.attribute(x, target=0, interpolate="layer").shape == (3, 2, 6, 6)
+    assert _no_hooks(net)
+
+
 def test_non_square_token_count(token_setup) -> None:
     net, srae, x = token_setup("cls", n_patches=5)  # T = 6: no square grid
     sa = SRAEAttribution.from_sraes(net, "block", srae)
-    with pytest.raises(ValueError, match="interpolate=False"):
+    with pytest.raises(ValueError, match="interpolate='tokens'"):
         sa.attribute(x, target=0)
     maps = sa.attribute(x, target=0, interpolate=False, relu_attributions=False)
     assert maps.shape == (3, 3, 6)  # the maps over all tokens

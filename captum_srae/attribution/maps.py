@@ -150,7 +150,7 @@ def concept_maps(
         )
     if method == "gradcam" and pooling in TOKEN_POOLINGS:
         return (token_gradcam(acts["layer"], srae, hm is module, options),), True
-    _refuse_layer_method_on_tokens(method, pooling)
+    _check_token_options(method, pooling, options.interpolate)
     if method == "gradcam":
         if hm is module and pooling == "avg" and not kwargs:
             return (gradcam_maps(acts["layer"], srae, ks),), True
@@ -180,14 +180,20 @@ def concept_maps(
     return captum_maps(method, xmodel, inputs, extra, len(ks), hm, kwargs)
 
 
-def _refuse_layer_method_on_tokens(method: Any, pooling: str) -> None:
-    """A Captum layer method would take a token layer's tokens as channels."""
+def _check_token_options(method: Any, pooling: str, interpolate: Any) -> None:
+    """A Captum layer method would take a token layer's tokens as channels;
+    ``interpolate="tokens"`` needs a token layer."""
     is_layer = isinstance(method, type) and issubclass(method, LayerAttribution)
     if pooling in TOKEN_POOLINGS and is_layer:
         raise ValueError(
             f"method: a Captum layer method ({method.__name__}) cannot map a "
             f"token layer (pooling={pooling!r}); use method='gradcam' or a "
             "primary method such as IntegratedGradients"
+        )
+    if interpolate == "tokens" and pooling not in TOKEN_POOLINGS:
+        raise ValueError(
+            f"interpolate='tokens' needs a token layer (pooling one of "
+            f"{TOKEN_POOLINGS}), got pooling={pooling!r}; use 'layer' or False"
         )
 
 
@@ -253,7 +259,8 @@ def resize(maps: Tensor, first_input: Tensor, interpolate: Any) -> Tensor:
         if first_input.ndim < maps.ndim:
             raise ValueError(
                 f"inputs of shape {tuple(first_input.shape)} have no spatial size "
-                f"for maps of shape {tuple(maps.shape)}; pass interpolate='layer'"
+                f"for maps of shape {tuple(maps.shape)}; pass interpolate='layer' "
+                "(or 'tokens' for maps over a token layer's tokens)"
             )
         interpolate = first_input.shape[2 - maps.ndim :]
     return resize_maps(maps, interpolate)

@@ -129,8 +129,8 @@ def tokens_to_grid(maps: Tensor) -> Tensor:
         raise ValueError(
             f"a token layer with {n_tokens} tokens (maps of shape "
             f"{tuple(maps.shape)}) has no square grid of patches (T = P or "
-            "1 + P with P a perfect square); pass interpolate=False to get the "
-            "maps over the tokens (N, n, T)"
+            "1 + P with P a perfect square); pass interpolate='tokens' to get "
+            "the maps over the tokens (N, n, T)"
         )
     prefix, side = grid
     return maps[..., prefix:].reshape(*maps.shape[:-1], side, side)

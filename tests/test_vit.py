@@ -18,7 +18,7 @@ from PIL import Image
 from captum_srae import fit_srae
 from captum_srae.apps.cli import main
 from captum_srae.core.config import SRAEConfig
-from captum_srae.datasets import vit as vit_module
+from captum_srae.datasets import models as models_module
 from captum_srae.datasets.vit import (
     VIT_LAYER,
     VIT_POOLING,
@@ -68,7 +68,8 @@ def test_vit_cache_miss_then_hit(monkeypatch, tmp_path: Path) -> None:
     assert not info["cached"] and not model.training
     assert info["path"].is_file() and info["path"].parent == tmp_path
     assert info["path"].name.startswith("parts_vit-")
-    monkeypatch.setattr(vit_module, "train_classifier", _no_training)
+    # training happens in the models module's shared cache-or-train path
+    monkeypatch.setattr(models_module, "train_classifier", _no_training)
     again, info2 = train_or_load_vit(
         cache_dir=tmp_path, show_progress=False, **TINY_TRAIN
     )

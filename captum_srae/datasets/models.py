@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ __all__ = [
     "PartsCNN",
     "SmallCNN",
     "accuracy",
+    "cached_or_trained",
     "load_cached_weights",
     "load_torchvision_model",
     "save_cached_weights",
@@ -328,15 +330,41 @@ def train_or_load(
         "augment": augment,
         "torch_major": torch.__version__.split(".")[0],
     }
+    return cached_or_trained(
+        "parts_cnn",
+        lambda: PartsCNN(n_classes=4, width=width),
+        settings,
+        cache_dir,
+        show_progress,
+    )
+
+
+def cached_or_trained(
+    name: str,
+    build: Callable[[], ModelT],
+    settings: dict[str, Any],
+    cache_dir: str | os.PathLike[str] | None,
+    show_progress: bool,
+) -> tuple[ModelT, dict[str, Any]]:
+    """The model ``build()`` trained on the parts data as ``settings`` say
+    (``data_seed``, ``n_train``, ``size``, ``epochs``, ``lr``,
+    ``batch_size``, ``augment``), from the cache file ``name-<key>`` if
+    there, else trained and cached (the work of :func:`train_or_load`).
+
+    Returns:
+        *tuple*: the model (eval mode) and ``{"path", "key", "cached",
+        "train_accuracy"}``.
+    """
     key = cache_key(settings)
-    path = resolve_cache_dir(cache_dir) / f"parts_cnn-{key}.safetensors"
+    path = resolve_cache_dir(cache_dir) / f"{name}-{key}.safetensors"
     cached = None
     if path.is_file():
-        cached = load_cached_weights(path, PartsCNN(n_classes=4, width=width))
+        with torch.random.fork_rng(devices=[]):  # leave the global state alone
+            cached = load_cached_weights(path, build())
     if cached is not None:
         model, acc = cached
     else:
-        model, acc = _train_parts_cnn(settings, show_progress)
+        model, acc = _train_on_parts(build, settings, show_progress)
         save_cached_weights(path, model, acc)
     info = {"path": path, "key": key, "cached": cached is not None}
     return model, {**info, "train_accuracy": acc}
@@ -372,17 +400,17 @@ def load_cached_weights(path: Path, model: ModelT) -> tuple[ModelT, float] | Non
         return None
 
 
-def _train_parts_cnn(
-    settings: dict[str, Any], show_progress: bool
-) -> tuple[PartsCNN, float]:
-    """A :class:`PartsCNN` trained as ``settings`` say, and its training accuracy."""
+def _train_on_parts(
+    build: Callable[[], ModelT], settings: dict[str, Any], show_progress: bool
+) -> tuple[ModelT, float]:
+    """``build()`` trained as ``settings`` say, and its training accuracy."""
     from captum_srae.datasets import make_parts_dataset
 
     seed = settings["data_seed"]
     data_set = make_parts_dataset(settings["n_train"], seed=seed, size=settings["size"])
     with torch.random.fork_rng(devices=[]):  # leave the global state alone
         torch.manual_seed(seed)
-        model = PartsCNN(n_classes=4, width=settings["width"])
+        model = build()
     acc = train_classifier(
         model,
         data_set.images,

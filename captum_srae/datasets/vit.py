@@ -19,11 +19,8 @@ import torch
 from torchvision.models.vision_transformer import ConvStemConfig, VisionTransformer
 
 from captum_srae.datasets.models import (
-    load_cached_weights,
-    save_cached_weights,
-    train_classifier,
+    cached_or_trained,
 )
-from captum_srae.utils.cache import cache_key, resolve_cache_dir
 from captum_srae.utils.validation import check_int
 
 __all__ = ["VIT_LAYER", "VIT_POOLING", "parts_vit", "train_or_load_vit"]
@@ -184,41 +181,7 @@ def train_or_load_vit(
         "augment": augment,
         "torch_major": torch.__version__.split(".")[0],
     }
-    key = cache_key(settings)
-    path = resolve_cache_dir(cache_dir) / f"parts_vit-{key}.safetensors"
-    cached = None
-    if path.is_file():
-        with torch.random.fork_rng(devices=[]):
-            cached = load_cached_weights(path, parts_vit(image_size=size))
-    if cached is not None:
-        model, acc = cached
-    else:
-        model, acc = _train_parts_vit(settings, show_progress)
-        save_cached_weights(path, model, acc)
-    info = {"path": path, "key": key, "cached": cached is not None}
-    return model, {**info, "train_accuracy": acc}
-
-
-def _train_parts_vit(
-    settings: dict[str, Any], show_progress: bool
-) -> tuple[VisionTransformer, float]:
-    """A :func:`parts_vit` trained as ``settings`` say, and its training accuracy."""
-    from captum_srae.datasets import make_parts_dataset
-
-    seed = settings["data_seed"]
-    data_set = make_parts_dataset(settings["n_train"], seed=seed, size=settings["size"])
-    with torch.random.fork_rng(devices=[]):  # leave the global state alone
-        torch.manual_seed(seed)
-        model = parts_vit(image_size=settings["size"])
-    acc = train_classifier(
-        model,
-        data_set.images,
-        data_set.labels,
-        settings["epochs"],
-        seed=seed,
-        show_progress=show_progress,
-        lr=settings["lr"],
-        batch_size=settings["batch_size"],
-        augment=settings["augment"],
-    )
-    return model, acc
+    return cached_or_trained(
+        "parts_vit", lambda: parts_vit(image_size=size), settings, cache_dir,
+        show_progress,
+    )  # fmt: skip

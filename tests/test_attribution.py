@@ -15,6 +15,7 @@ from captum.attr import (
     IntegratedGradients,
     LayerAttribution,
     LayerGradCam,
+    LayerGradientXActivation,
     NoiseTunnel,
     Saliency,
 )
@@ -404,6 +405,12 @@ def test_bad_inputs_targets_and_concepts(vgg, data) -> None:
         sa.attribute(x, target=0, output="pixels")
     with pytest.raises(ValueError, match="method"):
         sa.attribute(x, target=0, method="lrp")
+    for name in ("visualization", "__name__", "Tensor", "a.b"):
+        with pytest.raises(ValueError, match="its name in captum.attr"):
+            sa.attribute(x, target=0, method=name)
+    by_name = sa.attribute(x, target=0, method="LayerGradientXActivation")
+    by_class = sa.attribute(x, target=0, method=LayerGradientXActivation)
+    assert torch.equal(by_name, by_class) and by_name.abs().sum() > 0
     with pytest.raises(ValueError, match="interpolate"):
         sa.attribute(x, target=0, interpolate="input")
     one = SRAEAttribution.from_sraes(net, "relu4", {1: sa.sraes_[1]}, n_outputs=3)

@@ -162,6 +162,33 @@ def test_train_classifier_returns_training_accuracy() -> None:
         train_classifier(model, x, y, epochs=0, show_progress=False)
     with pytest.raises(ValueError, match="same length"):
         train_classifier(model, x, y[:5], epochs=1, show_progress=False)
+    with pytest.raises(ValueError, match="warmup_epochs must be fewer"):
+        train_classifier(model, x, y, epochs=2, warmup_epochs=2)
+
+
+def test_train_classifier_warm_up_then_cosine(monkeypatch) -> None:
+    """Learning rate at each step: linear from lr/10 over the warm-up epochs,
+    then the cosine from lr to 0 over the remaining steps."""
+    seen: list[float] = []
+    step = torch.optim.Adam.step
+
+    def record(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", record)
+    x, y = make_shapes_dataset(64, seed=2)
+    kw = {"seed": 0, "show_progress": False, "lr": 0.01, "batch_size": 16}
+    train_classifier(SmallCNN(), x, y, epochs=3, warmup_epochs=1, **kw)
+    assert len(seen) == 12  # 3 epochs of 4 steps
+    warm = [0.01 * (0.1 + 0.9 * i / 4) for i in range(4)]
+    cosine = [0.005 * (1 + math.cos(math.pi * i / 8)) for i in range(8)]
+    assert seen == pytest.approx(warm + cosine, rel=1e-6)
+    seen.clear()
+    train_classifier(SmallCNN(), x, y, epochs=2, **kw)  # no warm-up
+    assert seen == pytest.approx(
+        [0.005 * (1 + math.cos(math.pi * i / 8)) for i in range(8)], rel=1e-6
+    )
 
 
 # ------------------------------------------------------------- demo pieces

@@ -10,13 +10,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from captum.attr import LayerGradCam
+from captum.attr import LayerGradCam, LayerGradientXActivation
 from torch import Tensor, nn
 from torchvision.models.vision_transformer import VisionTransformer
 
 from captum_srae import SRAE, SRAEAttribution, SRAEConfig
 from captum_srae.activations import pool_activations
-from captum_srae.attribution.tokens import patch_grid, token_maps, tokens_to_grid
+from captum_srae.attribution.heatmaps import XFeatureModel
+from captum_srae.attribution.tokens import (
+    patch_grid,
+    token_layer_maps,
+    token_maps,
+    tokens_to_grid,
+)
 
 TOL = 1e-5
 
@@ -328,20 +334,80 @@ def test_swin_style_layout_raises() -> None:
     assert _no_hooks(net)
 
 
-def test_token_pooling_rejects_excitation_and_other_heatmap_layer(
-    token_setup,
-) -> None:
+def test_token_pooling_rejects_excitation_and_layergradcam(token_setup) -> None:
     net, srae, x = token_setup("cls")
     sa = SRAEAttribution.from_sraes(net, "block", srae)
     with pytest.raises(ValueError, match="pooling"):
         sa.attribute(x, target=0, method="excitation")
-    other = SRAEAttribution.from_sraes(net, "block", srae, heatmap_layer="embed")
-    with pytest.raises(ValueError, match="heatmap_layer"):
-        other.attribute(x, target=0)
-    # a Captum layer method would read the tokens as channels (maps over D)
-    with pytest.raises(ValueError, match="method: a Captum layer method"):
+    # LayerGradCam would average the tokens over their width
+    with pytest.raises(ValueError, match="method: LayerGradCam averages"):
         sa.attribute(x, target=0, method=LayerGradCam)
+    other = SRAEAttribution.from_sraes(net, "block", srae, heatmap_layer="embed")
+    with pytest.raises(ValueError, match="method: LayerGradCam averages"):
+        other.attribute(x, target=0, method=LayerGradCam)
+    with pytest.raises(ValueError, match="attribution_kwargs"):
+        other.attribute(x, target=0, attribution_kwargs={"n_steps": 3})
     assert _no_hooks(net)
+
+
+def _embed_gradients(net: TinyTokenNet, srae: SRAE, x: Tensor) -> tuple:
+    """``∂e_k/∂E`` at the patch embedding ``E`` ``(N, P, D)``, by autograd
+    through an independent re-implementation of the forward pass."""
+    patches = F.unfold(x, 2, stride=2).transpose(1, 2)
+    emb = net.embed(patches).detach().requires_grad_()
+    t = torch.cat([net.cls_token.expand(x.shape[0], 1, -1), emb], dim=1)
+    e = srae.encode(net.block(t)[:, 0])
+    grads = [
+        torch.autograd.grad(e[:, k].sum(), emb, retain_graph=True)[0]
+        for k in range(e.shape[1])
+    ]
+    return emb.detach(), torch.stack(grads, dim=1)  # (N, P, D), (N, n, P, D)
+
+
+def test_earlier_token_heatmap_layer_equals_autograd_oracle(token_setup) -> None:
+    net, srae, x = token_setup("cls")
+    emb, grads = _embed_gradients(net, srae, x)
+    sa = SRAEAttribution.from_sraes(net, "block", srae, heatmap_layer="embed")
+    # Grad-CAM over tokens: the gradient averaged over the P tokens
+    expected = torch.einsum("nkd,npd->nkp", grads.mean(dim=2), emb)
+    got = sa.attribute(x, target=0, interpolate=False, relu_attributions=False)
+    assert got.shape == (3, 3, 2, 2)  # 4 patch tokens, no class token
+    diff = (got.flatten(2) - expected).abs().max().item()
+    assert diff < TOL, diff
+    assert expected.abs().max() > 0.01
+    # gradient × activation, summed over the width
+    gxa = (grads * emb[:, None]).sum(-1)
+    got = sa.attribute(
+        x,
+        target=0,
+        method=LayerGradientXActivation,
+        interpolate="tokens",
+        relu_attributions=False,
+    )
+    assert got.shape == (3, 3, 4)
+    assert (got - gxa).abs().max().item() < TOL
+    # resized to the input like a CNN's maps
+    assert sa.attribute(x, target=0).shape == (3, 3, 4, 4)
+    assert _no_hooks(net)
+
+
+def test_token_layer_maps_at_the_layer_equal_the_closed_form(token_setup) -> None:
+    net, srae, x = token_setup("mean", head_pool="m")
+    a = _block_output(net, x)
+    xmodel = XFeatureModel(net, net.block, srae, "mean")
+    got = token_layer_maps("gradcam", xmodel, (x,), (), net.block, a)
+    diff = (got - token_maps(a, srae, "mean")).abs().max().item()
+    assert diff < 1e-10, diff
+    sa = SRAEAttribution.from_sraes(net, "block", srae)
+    via_layer = sa.attribute(
+        x,
+        target=0,
+        method=LayerGradientXActivation,
+        interpolate="tokens",
+        relu_attributions=False,
+    )
+    ref = token_layer_maps(LayerGradientXActivation, xmodel, (x,), (), net.block, a)
+    assert torch.allclose(via_layer, ref, atol=1e-12)
 
 
 def test_token_maps_reject_a_cnn_pooling(token_setup) -> None:

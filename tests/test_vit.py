@@ -21,6 +21,7 @@ from captum_srae.core.config import SRAEConfig
 from captum_srae.datasets import models as models_module
 from captum_srae.datasets.vit import (
     VIT_LAYER,
+    VIT_MAP_METHOD,
     VIT_POOLING,
     parts_vit,
     train_or_load_vit,
@@ -55,6 +56,12 @@ def test_parts_vit_layer_is_a_token_layer() -> None:
     assert scores.shape == (2, 4)
     assert out[0].shape == (2, 1 + 8 * 8, 64)  # class token + 8x8 patches
     assert VIT_POOLING == "cls"
+    # the stem: (width, stride) (16, 2), (32, 1), (32, 2), (64, 1), (64, 2)
+    convs = [m for m in net.conv_proj.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.stride[0]) for c in convs[:-1]] == [
+        (16, 2), (32, 1), (32, 2), (64, 1), (64, 2)
+    ]  # fmt: skip
+    assert convs[-1].kernel_size == (1, 1)
     with pytest.raises(ValueError, match="image_size"):
         parts_vit(image_size=60)
     with pytest.raises(TypeError, match="num_layers"):
@@ -94,6 +101,7 @@ def test_parts_problem_on_the_vit_returns_finite_metrics(tmp_path: Path) -> None
         model="vit",
     )
     assert problem.layer == VIT_LAYER and problem.heatmap_layer is None
+    assert problem.map_method == VIT_MAP_METHOD == "InputXGradient"
     data = problem.load()
     assert data.z_train.shape == (64, 64)  # the class token
     assert data.truth["masks"].shape == (32, 4, 32, 32)

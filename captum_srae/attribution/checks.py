@@ -14,6 +14,7 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import captum.attr
 import torch
 from captum.attr import LayerGradCam
 from torch import Tensor, nn
@@ -23,6 +24,7 @@ from captum_srae.utils.captum_compat import TargetType
 from captum_srae.utils.validation import check_int
 
 __all__ = [
+    "captum_method",
     "RELU_DEFAULT",
     "MapOptions",
     "check_concepts",
@@ -226,6 +228,32 @@ def check_concepts(concepts: Sequence[int] | int | None, n: int) -> list[int]:
     return ks
 
 
+def captum_method(name: str) -> type:
+    """The Captum attribution class named ``name`` in ``captum.attr``.
+
+    Args:
+        name (str): a class name such as ``"LayerGradientXActivation"``.
+
+    Returns:
+        *type*: the class.
+
+    Raises:
+        ValueError: if ``captum.attr`` has no attribution class of that name.
+
+    Examples::
+
+        >>> captum_method("IntegratedGradients").__name__
+        'IntegratedGradients'
+    """
+    cls = getattr(captum.attr, name, None) if name.isidentifier() else None
+    if not (isinstance(cls, type) and issubclass(cls, captum.attr.Attribution)):
+        raise ValueError(
+            "method must be 'gradcam', 'excitation', a Captum attribution "
+            f"class or its name in captum.attr, got {name!r}"
+        )
+    return cls
+
+
 #: methods whose maps are ReLU-clipped by default, as Grad-CAM's
 RELU_DEFAULT = ("gradcam", "excitation", LayerGradCam)
 
@@ -271,8 +299,9 @@ def map_options(
 
     Args:
         n_concepts (int): the number of x-features of the fitted XNN(s).
-        method (str or type): see :meth:`SRAEAttribution.attribute`; a class
-            is checked when used.
+        method (str or type): see :meth:`SRAEAttribution.attribute`; the
+            name of a class of ``captum.attr`` is replaced by the class (see
+            :func:`captum_method`); a class is checked when used.
         output (str): ``"concepts"`` or ``"class"``.
         concepts (Sequence[int], int or None): see :func:`check_concepts`.
         interpolate (bool, str or Sequence[int]): True, False, ``"layer"``,
@@ -298,10 +327,7 @@ def map_options(
     if output not in ("concepts", "class"):
         raise ValueError(f"output must be 'concepts' or 'class', got {output!r}")
     if isinstance(method, str) and method not in ("gradcam", "excitation"):
-        raise ValueError(
-            f"method must be 'gradcam', 'excitation' or a Captum attribution "
-            f"class, got {method!r}"
-        )
+        method = captum_method(method)
     if interpolate not in (True, False, "layer", "tokens") and not (
         isinstance(interpolate, (tuple, list))
         and all(isinstance(s, int) and s > 0 for s in interpolate)

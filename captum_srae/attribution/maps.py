@@ -34,7 +34,12 @@ from captum_srae.attribution.heatmaps import (
     gradcam_maps,
     resize_maps,
 )
-from captum_srae.attribution.tokens import patch_grid, token_maps, tokens_to_grid
+from captum_srae.attribution.tokens import (
+    patch_grid,
+    token_layer_maps,
+    token_maps,
+    tokens_to_grid,
+)
 from captum_srae.core.config import TOKEN_POOLINGS
 from captum_srae.core.model import SRAE
 
@@ -46,6 +51,7 @@ __all__ = [
     "resize",
     "scores",
     "token_gradcam",
+    "tokens_laid_out",
 ]
 
 
@@ -148,8 +154,14 @@ def concept_maps(
             f"{which} output of shape {tuple(hm_act.shape)} is not spatial "
             "(N, C, H, W); pass a convolutional heatmap_layer"
         )
-    if method == "gradcam" and pooling in TOKEN_POOLINGS:
-        return (token_gradcam(acts["layer"], srae, hm is module, options),), True
+    is_layer_method = isinstance(method, type) and issubclass(method, LayerAttribution)
+    if pooling in TOKEN_POOLINGS and hm_act.ndim == 3:
+        if method == "gradcam" and hm is module:
+            return (token_gradcam(acts["layer"], srae, True, options),), True
+        if method == "gradcam" or is_layer_method:
+            xmodel = XFeatureModel(forward_func, module, srae, pooling, ks, early_exit)
+            maps = token_layer_maps(method, xmodel, inputs, extra, hm, hm_act, kwargs)
+            return (tokens_laid_out(maps, options.interpolate),), True
     _check_token_options(method, pooling, options.interpolate)
     if method == "gradcam":
         if hm is module and pooling == "avg" and not kwargs:
@@ -181,15 +193,7 @@ def concept_maps(
 
 
 def _check_token_options(method: Any, pooling: str, interpolate: Any) -> None:
-    """A Captum layer method would take a token layer's tokens as channels;
-    ``interpolate="tokens"`` needs a token layer."""
-    is_layer = isinstance(method, type) and issubclass(method, LayerAttribution)
-    if pooling in TOKEN_POOLINGS and is_layer:
-        raise ValueError(
-            f"method: a Captum layer method ({method.__name__}) cannot map a "
-            f"token layer (pooling={pooling!r}); use method='gradcam' or a "
-            "primary method such as IntegratedGradients"
-        )
+    """``interpolate="tokens"`` needs a token layer."""
     if interpolate == "tokens" and pooling not in TOKEN_POOLINGS:
         raise ValueError(
             f"interpolate='tokens' needs a token layer (pooling one of "
@@ -223,8 +227,8 @@ def token_gradcam(
     """
     if not at_layer:
         raise ValueError(
-            "heatmap_layer must be the explained layer (None) for 'gradcam' "
-            f"maps of a token layer (pooling={srae.config.pooling!r})"
+            "token_gradcam maps the explained layer; use token_layer_maps for "
+            "another heatmap_layer"
         )
     if options.attribution_kwargs:
         raise ValueError(
@@ -232,8 +236,25 @@ def token_gradcam(
             f"got {sorted(options.attribution_kwargs)}"
         )
     maps = token_maps(activation, srae, srae.config.pooling, options.concepts)
-    keep_tokens = options.interpolate in (False, "layer")
-    if options.interpolate == "tokens" or (
+    return tokens_laid_out(maps, options.interpolate)
+
+
+def tokens_laid_out(maps: Tensor, interpolate: Any) -> Tensor:
+    """Token maps ``(N, n, T)`` on the patch grid, unless ``interpolate`` is
+    ``"tokens"`` or (False or ``"layer"``) the tokens have no square grid.
+
+    Args:
+        maps (Tensor): maps over the tokens ``(N, n, T)``.
+        interpolate (Any): the ``interpolate`` argument of ``attribute``.
+
+    Returns:
+        *Tensor*: ``(N, n, √P, √P)`` or ``maps``.
+
+    Raises:
+        ValueError: if the maps are to be resized but ``T`` has no grid.
+    """
+    keep_tokens = interpolate in (False, "layer")
+    if interpolate == "tokens" or (
         keep_tokens and patch_grid(int(maps.shape[-1])) is None
     ):
         return maps

@@ -74,7 +74,11 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
     a CNN; ``interpolate=False`` keeps the grid. When the ``T`` tokens are
     neither ``P`` nor ``1 + P`` for a square ``P``, ``interpolate=False``
     returns the maps over the tokens ``(N, n, T)`` and resizing raises a
-    ValueError. A channels-last ``(N, H, W, C)`` layer (Swin) is refused:
+    ValueError. ``heatmap_layer`` may be an earlier token layer (maps by
+    :func:`~captum_srae.attribution.tokens.token_layer_maps`: Grad-CAM over
+    its tokens for "gradcam", a Captum layer method's attribution summed
+    over the width) or a convolutional one (as for a CNN). A channels-last
+    ``(N, H, W, C)`` layer (Swin) is refused:
     use a layer with ``(N, C, H, W)`` output. A text classifier takes token
     ids ``(N, T)`` (its attention mask as ``additional_forward_args=(mask,)``);
     ``interpolate="tokens"`` returns the maps over the tokens ``(N, n, T)``
@@ -106,8 +110,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             at each call, so TCAV may reassign ``.layer``.
         device_ids (list[int], optional): device ids of a ``DataParallel``
             ``forward_func``, as in Captum. Default: None
-        heatmap_layer (nn.Module or str, optional): the spatial layer at which
-            heatmaps are drawn. Default: None (``layer``)
+        heatmap_layer (nn.Module or str, optional): the spatial or token
+            layer at which heatmaps are drawn. Default: None (``layer``)
         config (SRAEConfig, optional): the SRAE hyperparameters.
             Default: None (``SRAEConfig()``)
         early_exit (bool, optional): stop the passes of :meth:`attribute`
@@ -376,9 +380,10 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             method (str or type, optional): ``"gradcam"`` (closed form at the
                 layer), ``"excitation"`` (Excitation Backprop;
                 ``attribution_kwargs={"contrastive": True}`` for its
-                contrastive variant) or a Captum attribution class run on
-                :class:`~captum_srae.attribution.heatmaps.XFeatureModel` with
-                ``target=k``. Default: "gradcam"
+                contrastive variant) or a Captum attribution class (or its
+                name in ``captum.attr``, e.g. ``"LayerGradientXActivation"``)
+                run on :class:`~captum_srae.attribution.heatmaps.XFeatureModel`
+                with ``target=k``. Default: "gradcam"
             output (str, optional): ``"concepts"`` (``(N, n, H, W)``) or
                 ``"class"`` (``Σ_k e_k v_k · map_k``). Default: "concepts"
             concepts (Sequence[int], optional): the x-features to map, in

@@ -21,16 +21,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
-from torch import Tensor
+from captum.attr import LayerAttribution, LayerGradCam, LayerGradientXActivation
+from torch import Tensor, nn
 
 from captum_srae.activations import pool_activations
-from captum_srae.attribution.heatmaps import encoder_jacobian
+from captum_srae.attribution.heatmaps import XFeatureModel, encoder_jacobian
 from captum_srae.core.config import TOKEN_POOLINGS
 from captum_srae.core.model import SRAE
 
-__all__ = ["mask_tokens", "patch_grid", "token_maps", "tokens_to_grid"]
+__all__ = [
+    "mask_tokens",
+    "patch_grid",
+    "token_layer_maps",
+    "token_maps",
+    "tokens_to_grid",
+]
 
 
 def token_maps(
@@ -76,6 +84,106 @@ def token_maps(
     z = pool_activations(a, pooling)  # raises unless a is (N, T, D)
     w = encoder_jacobian(srae, z, concepts)
     return torch.einsum("nkd,ntd->nkt", w.detach(), a) / a.shape[1]
+
+
+def token_layer_maps(
+    method: Any,
+    xmodel: XFeatureModel,
+    inputs: tuple[Tensor, ...],
+    additional_forward_args: tuple,
+    heatmap_layer: nn.Module,
+    activation: Tensor,
+    attribution_kwargs: dict[str, Any] | None = None,
+) -> Tensor:
+    r"""Maps over the tokens of a heatmap layer ``(N, T', D')``, any block.
+
+    For an explained token layer whose maps are drawn at another token layer
+    (an earlier encoder block of a vision transformer, where the tokens have
+    not yet been mixed by the later blocks' attention), or with a Captum
+    layer method at the explained layer itself.
+
+    * ``method="gradcam"``: Grad-CAM over tokens at the heatmap layer,
+      ``m_k,t = Σ_d ᾱ_k,d·A'_t,d`` with ``ᾱ_k,d = (1/T')·Σ_t ∂e_k/∂A'_t,d``
+      (the gradient averaged over the tokens, as Grad-CAM averages over
+      positions). At the explained layer it equals :func:`token_maps`.
+    * A Captum layer method (``LayerGradientXActivation``,
+      ``LayerIntegratedGradients``, ``LayerConductance``, …) run on
+      ``xmodel`` at the heatmap layer for each x-feature: its attribution
+      ``(N, T', D')`` is summed over the token width ``D'``, the usual way to
+      read a token attribution. ``LayerGradCam`` averages over the wrong
+      axis on tokens and is refused (use ``"gradcam"``).
+
+    Args:
+        method (str or type): ``"gradcam"`` or a Captum layer method class.
+        xmodel (captum_srae.attribution.heatmaps.XFeatureModel): the
+            x-features as a model.
+        inputs (tuple[Tensor, ...]): the inputs.
+        additional_forward_args (tuple): passed after the inputs.
+        heatmap_layer (nn.Module): the token layer of the maps.
+        activation (Tensor): its output on ``inputs``, ``(N, T', D')``.
+        attribution_kwargs (dict, optional): arguments of the Captum
+            method's ``attribute``; none for ``"gradcam"``. Default: None
+
+    Returns:
+        *Tensor*: the maps ``(N, n, T')``, no ReLU applied, one per output of
+        ``xmodel``.
+
+    Raises:
+        ValueError: for ``LayerGradCam``, a method that is not a layer
+            method, ``attribution_kwargs`` with ``"gradcam"``, or an
+            attribution that is not ``(N, T', D')``.
+
+    Examples::
+
+        >>> xm = XFeatureModel(vit, vit.encoder.layers[3], srae, "cls")
+        >>> early = vit.encoder.layers[1]
+        >>> maps = token_layer_maps("gradcam", xm, (x,), (), early, act)
+    """
+    kwargs = dict(attribution_kwargs or {})
+    if method == "gradcam":
+        if kwargs:
+            raise ValueError(
+                "attribution_kwargs are not accepted by 'gradcam' on a token "
+                f"layer, got {sorted(kwargs)}"
+            )
+        explainer = LayerGradientXActivation(
+            xmodel, heatmap_layer, multiply_by_inputs=False
+        )
+    elif isinstance(method, type) and issubclass(method, LayerGradCam):
+        raise ValueError(
+            f"method: {method.__name__} averages a token layer over its width, "
+            "not over the tokens; use method='gradcam' for Grad-CAM over tokens"
+        )
+    elif isinstance(method, type) and issubclass(method, LayerAttribution):
+        explainer = method(xmodel, heatmap_layer)
+    else:
+        raise ValueError(
+            f"method: maps at a token heatmap_layer need 'gradcam' or a Captum "
+            f"layer method, got {method!r}"
+        )
+    args = inputs if len(inputs) > 1 else inputs[0]
+    extra = additional_forward_args or None
+    a = activation.detach()
+    n_out = len(xmodel.concepts) if xmodel.concepts is not None else None
+    n_out = n_out if n_out is not None else xmodel.srae.config.n_concepts
+    per_k = []
+    with torch.enable_grad():
+        for k in range(n_out):
+            attr = explainer.attribute(
+                args, target=k, additional_forward_args=extra, **kwargs
+            )
+            attr = (attr[0] if isinstance(attr, tuple) else attr).detach()
+            if attr.shape != a.shape:
+                raise ValueError(
+                    f"method: an attribution of shape {tuple(attr.shape)} for a "
+                    f"token heatmap_layer of shape {tuple(a.shape)}"
+                )
+            if method == "gradcam":
+                w = attr.to(a.dtype).mean(dim=1)
+                per_k.append(torch.einsum("nd,ntd->nt", w, a))
+            else:
+                per_k.append(attr.sum(dim=-1))
+    return torch.stack(per_k, dim=1)
 
 
 def patch_grid(n_tokens: int) -> tuple[int, int] | None:

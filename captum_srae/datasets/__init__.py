@@ -9,6 +9,9 @@
   ground-truth mask per part.
 - :func:`load_digits_dataset` (module ``captum_srae.datasets.digits``):
   scikit-learn's handwritten digits, upsampled to RGB.
+- :func:`make_keyword_sentences` (module ``captum_srae.datasets.text``):
+  padded sentences of token ids, positive iff they hold a key word, for
+  text classifiers (with :class:`~captum_srae.datasets.text.KeywordTextNet`).
 - :func:`image_folder_dataset` (module ``captum_srae.datasets.folders``):
   the user's own ``root/<class>/<image>`` folders through torchvision.
 """
@@ -31,6 +34,7 @@ from captum_srae.datasets.parts import (
     make_parts_dataset,
 )
 from captum_srae.datasets.shapes import make_shapes_dataset
+from captum_srae.datasets.text import TextData, make_keyword_sentences
 
 __all__ = [
     "CLASS_NAMES",
@@ -38,11 +42,13 @@ __all__ = [
     "PART_NAMES",
     "PartsData",
     "PartsDataset",
+    "TextData",
     "image_folder_dataset",
     "image_transform",
     "label_from_presence",
     "load_digits_dataset",
     "load_digits_tensors",
+    "make_keyword_sentences",
     "make_parts_dataset",
     "make_shapes_dataset",
     "train_test_split_indices",

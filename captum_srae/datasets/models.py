@@ -123,12 +123,15 @@ def train_classifier(
     lr: float = 5e-3,
     batch_size: int = 64,
     augment: bool = False,
+    warmup_epochs: int = 0,
 ) -> float:
     r"""Train ``model`` on ``(x, y)`` with Adam and the cross-entropy loss.
 
     Mini-batches of ``batch_size`` are shuffled by a ``torch.Generator`` seeded
     with ``seed``; the learning rate follows a cosine schedule from ``lr`` to
-    zero over all steps. The model is trained in place and left in eval mode.
+    zero over all steps, after a linear warm-up from ``lr / 10`` over the
+    first ``warmup_epochs`` (none by default; transformers train more
+    reliably with one). The model is trained in place and left in eval mode.
     With ``augment`` each mini-batch is flipped left-right (each image with
     probability 1/2) and shifted by up to 4 pixels (one random shift per
     mini-batch, wrapping around), which suits images whose label does not
@@ -144,6 +147,9 @@ def train_classifier(
             Default: True
         lr (float, optional): Initial learning rate. Default: 5e-3
         batch_size (int, optional): Mini-batch size. Default: 64
+        augment (bool, optional): Random flips and shifts. Default: False
+        warmup_epochs (int, optional): Epochs of linear warm-up, fewer than
+            ``epochs``. Default: 0
 
     Returns:
         float: the **training** accuracy after the last epoch (measured in eval
@@ -168,10 +174,20 @@ def train_classifier(
         raise ValueError(
             f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}"
         )
+    check_int(warmup_epochs, "warmup_epochs", minimum=0)
+    if warmup_epochs >= epochs:
+        raise ValueError(
+            f"warmup_epochs must be fewer than epochs ({epochs}), got {warmup_epochs}"
+        )
     gen = torch.Generator().manual_seed(seed)
-    steps = epochs * -(-x.shape[0] // batch_size)
+    per_epoch = -(-x.shape[0] // batch_size)
+    steps, warm = epochs * per_epoch, warmup_epochs * per_epoch
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    sched: torch.optim.lr_scheduler.LRScheduler
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps - warm)
+    if warm:
+        ramp = torch.optim.lr_scheduler.LinearLR(opt, 0.1, total_iters=warm)
+        sched = torch.optim.lr_scheduler.SequentialLR(opt, [ramp, sched], [warm])
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     bar = tqdm(range(epochs), desc="Training CNN", disable=not show_progress)
@@ -421,6 +437,7 @@ def _train_on_parts(
         lr=settings["lr"],
         batch_size=settings["batch_size"],
         augment=settings["augment"],
+        warmup_epochs=settings.get("warmup_epochs", 0),
     )
     return model, acc
 

@@ -74,6 +74,8 @@ def text_concept_records(
     additional_forward_args: Any = None,
     mask: Tensor | None = None,
     true_class: Any = None,
+    method: Any = "gradcam",
+    attribution_kwargs: dict[str, Any] | None = None,
 ) -> list[viz.VisualizationDataRecord]:
     r"""One Captum ``VisualizationDataRecord`` per x-feature of one sentence.
 
@@ -89,6 +91,11 @@ def text_concept_records(
             tokens shown. Default: None (all)
         true_class (Any, optional): the true label shown. Default: None
             (``target``)
+        method (str or type, optional): the map method of
+            :meth:`~captum_srae.SRAEAttribution.attribute` (with the
+            explainer's ``heatmap_layer``), e.g. ``LayerIntegratedGradients``
+            at the embedding of a model with attention. Default: "gradcam"
+        attribution_kwargs (dict, optional): its arguments. Default: None
 
     Returns:
         *list[VisualizationDataRecord]*: by decreasing contribution; word
@@ -109,7 +116,13 @@ def text_concept_records(
     keep = _batch(ids, mask, [list(tokens)])[0]
     extra = _extra(additional_forward_args)
     ex = explainer.explain(
-        ids, target, extra or None, interpolate="tokens", relu_attributions=False
+        ids,
+        target,
+        extra or None,
+        interpolate="tokens",
+        relu_attributions=False,
+        method=method,
+        attribution_kwargs=attribution_kwargs,
     )
     with torch.no_grad():
         probs = torch.softmax(explainer.forward_func(ids, *extra).float(), dim=-1)
@@ -149,7 +162,8 @@ def visualize_text_concepts(
     Args:
         explainer, ids, tokens, target: see :func:`text_concept_records`.
         legend (bool, optional): Captum's colour legend. Default: True
-        **kwargs: ``additional_forward_args``, ``mask``, ``true_class`` of
+        **kwargs: ``additional_forward_args``, ``mask``, ``true_class``,
+            ``method`` and ``attribution_kwargs`` of
             :func:`text_concept_records`.
 
     Returns:
@@ -186,6 +200,8 @@ def concept_snippets(
     window: int = 2,
     additional_forward_args: Any = None,
     mask: Tensor | None = None,
+    method: Any = "gradcam",
+    attribution_kwargs: dict[str, Any] | None = None,
 ) -> list[list[str]]:
     r"""For each x-feature, the ``k`` snippets of a corpus where it is largest.
 
@@ -204,6 +220,9 @@ def concept_snippets(
             attention mask ``(N, T)``). Default: None
         mask (Tensor, optional): ``(N, T)``, nonzero for the real tokens;
             padding is never the centre nor part of a snippet. Default: None
+        method (str or type, optional): the map method that places the
+            window (see :func:`text_concept_records`). Default: "gradcam"
+        attribution_kwargs (dict, optional): its arguments. Default: None
 
     Returns:
         *list[list[str]]*: per x-feature (in order), up to ``k`` snippets,
@@ -222,7 +241,14 @@ def concept_snippets(
     keep = _batch(ids, mask, tokens)
     extra = _extra(additional_forward_args) or None
     e = explainer.concepts(ids, target, extra).cpu()
-    maps = explainer.attribute(ids, target, extra, interpolate="tokens").cpu()
+    maps = explainer.attribute(
+        ids,
+        target,
+        extra,
+        interpolate="tokens",
+        method=method,
+        attribution_kwargs=attribution_kwargs,
+    ).cpu()
     maps = maps.masked_fill(~keep.unsqueeze(1), float("-inf"))
     out: list[list[str]] = []
     for c in range(e.shape[1]):

@@ -24,7 +24,12 @@ from captum_srae.activations.collect import collect_activations
 from captum_srae.attribution.srae_attribution import SRAEAttribution
 from captum_srae.datasets import make_parts_dataset
 from captum_srae.datasets.models import PARTS_HEATMAP_LAYER, train_or_load
-from captum_srae.datasets.vit import VIT_LAYER, VIT_POOLING, train_or_load_vit
+from captum_srae.datasets.vit import (
+    VIT_LAYER,
+    VIT_MAP_METHOD,
+    VIT_POOLING,
+    train_or_load_vit,
+)
 from captum_srae.evaluation.metrics.localisation import part_association, pointing_game
 from captum_srae.evaluation.study.problems import ProblemData, tensor_fingerprint
 from captum_srae.evaluation.study.scoring import positive_shares
@@ -103,7 +108,9 @@ class PartsProblem:
             (None: ``layer``). Default: "conv3"
             (:data:`~captum_srae.datasets.models.PARTS_HEATMAP_LAYER`)
         map_method (str, optional): ``method`` of
-            :meth:`~captum_srae.SRAEAttribution.attribute`. Default: "gradcam"
+            :meth:`~captum_srae.SRAEAttribution.attribute` ("gradcam",
+            "excitation" or a class name of ``captum.attr``).
+            Default: "gradcam"
         cnn (dict, optional): arguments of
             :func:`~captum_srae.datasets.models.train_or_load` (or of
             :func:`~captum_srae.datasets.vit.train_or_load_vit`; empty: the
@@ -111,8 +118,9 @@ class PartsProblem:
         seed (int, optional): seed of the images. Default: 0
         model (str, optional): ``"cnn"`` (the demo's ``PartsCNN``) or
             ``"vit"`` (the small ViT). With ``"vit"``, the CNN's defaults of
-            ``layer`` and ``heatmap_layer`` become
-            :data:`~captum_srae.datasets.vit.VIT_LAYER` and None, the
+            ``layer``, ``heatmap_layer`` and ``map_method`` become
+            :data:`~captum_srae.datasets.vit.VIT_LAYER`, None (maps on the
+            input) and :data:`~captum_srae.datasets.vit.VIT_MAP_METHOD`, the
             activations are pooled as
             :data:`~captum_srae.datasets.vit.VIT_POOLING` (the class token),
             and the fitted SRAEs must have that pooling
@@ -144,6 +152,8 @@ class PartsProblem:
                 self.layer = VIT_LAYER
             if self.heatmap_layer == PARTS_HEATMAP_LAYER:
                 self.heatmap_layer = None
+                if self.map_method == "gradcam":
+                    self.map_method = VIT_MAP_METHOD
         check_int(self.target, "target")
         if not 0 <= self.target < 4:
             raise ValueError(f"target must be a class in 0..3, got {self.target}")

@@ -28,7 +28,7 @@ from captum_srae.datasets.vit import (
 )
 from captum_srae.evaluation.study import PartsProblem
 
-TINY_TRAIN = {"n_train": 32, "epochs": 1, "size": 32}
+TINY_TRAIN = {"n_train": 32, "epochs": 1, "size": 32, "warmup_epochs": 0}
 TINY_SRAE = {
     "n_concepts": 3,
     "hidden_sizes": [16, 8],

@@ -14,6 +14,7 @@ fits without being asked to.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from captum_srae.attribution.checks import model_device
 from captum_srae.attribution.fitted import FittedXNNs
 from captum_srae.core.config import SRAEConfig
 from captum_srae.training import TrainingHistory, fit_srae
+from captum_srae.training.jobs import resolve_n_jobs, run_jobs
 
 __all__ = ["fit_targets", "fit_xnns"]
 
@@ -146,18 +148,27 @@ def _collect(
     return z, y, probe.shapes
 
 
-def _fit_class(
-    target: int, z: Tensor, y: Tensor, config: SRAEConfig, kw: dict[str, Any]
-) -> tuple[Any, TrainingHistory]:
-    """:func:`fit_srae` for one class; its warnings name the class and point
-    at the caller of ``SRAEAttribution.fit``."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = fit_srae(z, y, config, **kw)
+def _fit_classes(
+    targets: list[int],
+    z: Tensor,
+    y: Tensor,
+    config: SRAEConfig,
+    kw: dict[str, Any],
+    n_jobs: int | None,
+) -> dict[int, tuple[Any, TrainingHistory]]:
+    """:func:`fit_srae` for each class (in worker processes when ``n_jobs``
+    allows); the warnings name the class and point at the caller of
+    ``SRAEAttribution.fit``."""
+    parallel = resolve_n_jobs(n_jobs, len(targets)) > 1
+    show = bool(kw.get("show_progress", True))
+    fit = functools.partial(fit_srae, **{**kw, "show_progress": show and not parallel})
+    jobs = [(z, y[:, j], config) for j in range(len(targets))]
+    results = run_jobs(fit, jobs, n_jobs, show_progress=show, desc="Fitting XNNs")
     level = _caller_level()
-    for w in caught:
-        warnings.warn(f"class {target}: {w.message}", w.category, stacklevel=level)
-    return out
+    for target, (_, caught) in zip(targets, results, strict=True):
+        for message, category in caught:
+            warnings.warn(f"class {target}: {message}", category, stacklevel=level)
+    return {t: r[0] for t, r in zip(targets, results, strict=True)}
 
 
 def _caller_level() -> int:
@@ -186,6 +197,7 @@ def fit_xnns(
     batch_size: int = 64,
     show_progress: bool = True,
     additional_forward_args: Any = None,
+    n_jobs: int | None = None,
 ) -> tuple[FittedXNNs, dict[int, TrainingHistory]]:
     """Collect the layer's activations over ``data`` and fit the XNN(s).
 
@@ -207,6 +219,8 @@ def fit_xnns(
         show_progress (bool, optional): progress bars. Default: True
         additional_forward_args (Any, optional): extra model arguments.
             Default: None
+        n_jobs (int, optional): worker processes for the per-class fits.
+            Default: None (one per usable CPU)
 
     Returns:
         *tuple[FittedXNNs, dict[int, TrainingHistory]]*: the fitted state and
@@ -236,7 +250,7 @@ def fit_xnns(
     kw: dict[str, Any] = {"show_progress": show_progress, "device": dev}
     separate = per_class or len(targets) == 1
     if separate:
-        fits = {t: _fit_class(t, z, y[:, j], config, kw) for j, t in enumerate(targets)}
+        fits = _fit_classes(targets, z, y, config, kw, n_jobs)
         sraes: Any = {t: f[0] for t, f in fits.items()}
         histories = {t: f[1] for t, f in fits.items()}
     else:

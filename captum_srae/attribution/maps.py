@@ -154,14 +154,11 @@ def concept_maps(
             f"{which} output of shape {tuple(hm_act.shape)} is not spatial "
             "(N, C, H, W); pass a convolutional heatmap_layer"
         )
-    is_layer_method = isinstance(method, type) and issubclass(method, LayerAttribution)
     if pooling in TOKEN_POOLINGS and hm_act.ndim == 3:
-        if method == "gradcam" and hm is module:
-            return (token_gradcam(acts["layer"], srae, True, options),), True
-        if method == "gradcam" or is_layer_method:
-            xmodel = XFeatureModel(forward_func, module, srae, pooling, ks, early_exit)
-            maps = token_layer_maps(method, xmodel, inputs, extra, hm, hm_act, kwargs)
-            return (tokens_laid_out(maps, options.interpolate),), True
+        xmodel = XFeatureModel(forward_func, module, srae, pooling, ks, early_exit)
+        maps = _token_layer(xmodel, inputs, extra, acts, hm, options)
+        if maps is not None:
+            return (maps,), True
     _check_token_options(method, pooling, options.interpolate)
     if method == "gradcam":
         if hm is module and pooling == "avg" and not kwargs:
@@ -190,6 +187,29 @@ def concept_maps(
         return (maps,), True
     xmodel = XFeatureModel(forward_func, module, srae, pooling, ks, early_exit)
     return captum_maps(method, xmodel, inputs, extra, len(ks), hm, kwargs)
+
+
+def _token_layer(
+    xmodel: XFeatureModel,
+    inputs: tuple[Tensor, ...],
+    extra: tuple,
+    acts: dict[str, Tensor],
+    hm: nn.Module,
+    options: MapOptions,
+) -> Tensor | None:
+    """Maps of a token layer at a token heatmap layer ("gradcam" or a Captum
+    layer method), laid out; None for the other methods."""
+    method = options.method
+    if method == "gradcam" and hm is xmodel.layer:
+        return token_gradcam(acts["layer"], xmodel.srae, True, options)
+    if method == "gradcam" or (
+        isinstance(method, type) and issubclass(method, LayerAttribution)
+    ):
+        hm_act = acts.get("heatmap_layer", acts["layer"])
+        kwargs = options.attribution_kwargs
+        maps = token_layer_maps(method, xmodel, inputs, extra, hm, hm_act, kwargs)
+        return tokens_laid_out(maps, options.interpolate)
+    return None
 
 
 def _check_token_options(method: Any, pooling: str, interpolate: Any) -> None:

@@ -242,6 +242,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         batch_size: int = 64,
         show_progress: bool = True,
         additional_forward_args: Any = None,
+        n_jobs: int | None = None,
     ) -> SRAEAttribution:
         r"""Collect the layer's activations over ``data`` and fit the XNN(s).
 
@@ -264,6 +265,11 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 with Tensor data, leading Tensors with one row per example
                 (an attention mask) are split into batches with it, the
                 others are the same for every batch. Default: None
+            n_jobs (int, optional): worker processes for the per-class fits
+                (:func:`~captum_srae.training.jobs.run_jobs`: one thread
+                each, so ``k`` classes cost about ``k / n_jobs`` fits); 1
+                fits them here, one after the other. Default: None (one per
+                usable CPU)
 
         Returns:
             *SRAEAttribution*: ``self``, fitted (see the class).
@@ -300,6 +306,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             batch_size=batch_size,
             show_progress=show_progress,
             additional_forward_args=additional_forward_args,
+            n_jobs=n_jobs,
         )
         self._set_fitted(fitted, history)
         return self
@@ -381,9 +388,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 layer), ``"excitation"`` (Excitation Backprop;
                 ``attribution_kwargs={"contrastive": True}`` for its
                 contrastive variant) or a Captum attribution class (or its
-                name in ``captum.attr``, e.g. ``"LayerGradientXActivation"``)
-                run on :class:`~captum_srae.attribution.heatmaps.XFeatureModel`
-                with ``target=k``. Default: "gradcam"
+                name, e.g. ``"InputXGradient"``) run with ``target=k`` on
+                :class:`~captum_srae.attribution.heatmaps.XFeatureModel`.
             output (str, optional): ``"concepts"`` (``(N, n, H, W)``) or
                 ``"class"`` (``Σ_k e_k v_k · map_k``). Default: "concepts"
             concepts (Sequence[int], optional): the x-features to map, in

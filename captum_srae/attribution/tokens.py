@@ -97,21 +97,17 @@ def token_layer_maps(
 ) -> Tensor:
     r"""Maps over the tokens of a heatmap layer ``(N, T', D')``, any block.
 
-    For an explained token layer whose maps are drawn at another token layer
-    (an earlier encoder block of a vision transformer, where the tokens have
-    not yet been mixed by the later blocks' attention), or with a Captum
-    layer method at the explained layer itself.
+    For maps drawn at another token layer than the explained one (an earlier
+    block, where attention has not yet mixed the tokens, or a text model's
+    embedding), or with a Captum layer method at the explained layer.
 
-    * ``method="gradcam"``: Grad-CAM over tokens at the heatmap layer,
-      ``m_k,t = Σ_d ᾱ_k,d·A'_t,d`` with ``ᾱ_k,d = (1/T')·Σ_t ∂e_k/∂A'_t,d``
-      (the gradient averaged over the tokens, as Grad-CAM averages over
-      positions). At the explained layer it equals :func:`token_maps`.
+    * ``"gradcam"``: Grad-CAM over the tokens, ``m_k,t = Σ_d ᾱ_k,d·A'_t,d``
+      with ``ᾱ_k,d = (1/T')·Σ_t ∂e_k/∂A'_t,d`` (the gradient averaged over
+      the tokens); at the explained layer it equals :func:`token_maps`.
     * A Captum layer method (``LayerGradientXActivation``,
-      ``LayerIntegratedGradients``, ``LayerConductance``, …) run on
-      ``xmodel`` at the heatmap layer for each x-feature: its attribution
-      ``(N, T', D')`` is summed over the token width ``D'``, the usual way to
-      read a token attribution. ``LayerGradCam`` averages over the wrong
-      axis on tokens and is refused (use ``"gradcam"``).
+      ``LayerIntegratedGradients``, …) run on ``xmodel`` for each
+      x-feature, its attribution ``(N, T', D')`` summed over the width.
+      ``LayerGradCam`` averages over the width, not the tokens: refused.
 
     Args:
         method (str or type): ``"gradcam"`` or a Captum layer method class.
@@ -125,8 +121,8 @@ def token_layer_maps(
             method's ``attribute``; none for ``"gradcam"``. Default: None
 
     Returns:
-        *Tensor*: the maps ``(N, n, T')``, no ReLU applied, one per output of
-        ``xmodel``.
+        *Tensor*: the maps ``(N, n, T')`` of the outputs of ``xmodel``, no
+        ReLU applied.
 
     Raises:
         ValueError: for ``LayerGradCam``, a method that is not a layer
@@ -136,54 +132,71 @@ def token_layer_maps(
     Examples::
 
         >>> xm = XFeatureModel(vit, vit.encoder.layers[3], srae, "cls")
-        >>> early = vit.encoder.layers[1]
         >>> maps = token_layer_maps("gradcam", xm, (x,), (), early, act)
     """
     kwargs = dict(attribution_kwargs or {})
+    explainer = _layer_explainer(method, xmodel, heatmap_layer, kwargs)
+    attrs = _per_x_feature(explainer, xmodel, inputs, additional_forward_args, kwargs)
+    a = activation.detach()
+    maps = []
+    for attr in attrs:
+        if attr.shape != a.shape:
+            raise ValueError(
+                f"method: an attribution of shape {tuple(attr.shape)} for a "
+                f"token heatmap_layer of shape {tuple(a.shape)}"
+            )
+        if method == "gradcam":  # the gradient, averaged over the tokens
+            maps.append(torch.einsum("nd,ntd->nt", attr.to(a.dtype).mean(dim=1), a))
+        else:
+            maps.append(attr.sum(dim=-1))
+    return torch.stack(maps, dim=1)
+
+
+def _layer_explainer(
+    method: Any, xmodel: XFeatureModel, layer: nn.Module, kwargs: dict[str, Any]
+) -> Any:
+    """The Captum layer method of :func:`token_layer_maps` (the layer's
+    gradient for "gradcam"), or a ValueError."""
     if method == "gradcam":
         if kwargs:
             raise ValueError(
                 "attribution_kwargs are not accepted by 'gradcam' on a token "
                 f"layer, got {sorted(kwargs)}"
             )
-        explainer = LayerGradientXActivation(
-            xmodel, heatmap_layer, multiply_by_inputs=False
-        )
-    elif isinstance(method, type) and issubclass(method, LayerGradCam):
+        return LayerGradientXActivation(xmodel, layer, multiply_by_inputs=False)
+    if isinstance(method, type) and issubclass(method, LayerGradCam):
         raise ValueError(
             f"method: {method.__name__} averages a token layer over its width, "
             "not over the tokens; use method='gradcam' for Grad-CAM over tokens"
         )
-    elif isinstance(method, type) and issubclass(method, LayerAttribution):
-        explainer = method(xmodel, heatmap_layer)
-    else:
-        raise ValueError(
-            f"method: maps at a token heatmap_layer need 'gradcam' or a Captum "
-            f"layer method, got {method!r}"
-        )
+    if isinstance(method, type) and issubclass(method, LayerAttribution):
+        return method(xmodel, layer)
+    raise ValueError(
+        f"method: maps at a token heatmap_layer need 'gradcam' or a Captum "
+        f"layer method, got {method!r}"
+    )
+
+
+def _per_x_feature(
+    explainer: Any,
+    xmodel: XFeatureModel,
+    inputs: tuple[Tensor, ...],
+    additional_forward_args: tuple,
+    kwargs: dict[str, Any],
+) -> list[Tensor]:
+    """``explainer.attribute`` for each output of ``xmodel``, detached."""
+    n = len(xmodel.concepts) if xmodel.concepts is not None else None
+    n = n if n is not None else xmodel.srae.config.n_concepts
     args = inputs if len(inputs) > 1 else inputs[0]
     extra = additional_forward_args or None
-    a = activation.detach()
-    n_out = len(xmodel.concepts) if xmodel.concepts is not None else None
-    n_out = n_out if n_out is not None else xmodel.srae.config.n_concepts
-    per_k = []
+    out = []
     with torch.enable_grad():
-        for k in range(n_out):
+        for k in range(n):
             attr = explainer.attribute(
                 args, target=k, additional_forward_args=extra, **kwargs
             )
-            attr = (attr[0] if isinstance(attr, tuple) else attr).detach()
-            if attr.shape != a.shape:
-                raise ValueError(
-                    f"method: an attribution of shape {tuple(attr.shape)} for a "
-                    f"token heatmap_layer of shape {tuple(a.shape)}"
-                )
-            if method == "gradcam":
-                w = attr.to(a.dtype).mean(dim=1)
-                per_k.append(torch.einsum("nd,ntd->nt", w, a))
-            else:
-                per_k.append(attr.sum(dim=-1))
-    return torch.stack(per_k, dim=1)
+            out.append((attr[0] if isinstance(attr, tuple) else attr).detach())
+    return out
 
 
 def patch_grid(n_tokens: int) -> tuple[int, int] | None:

@@ -127,15 +127,13 @@ def train_classifier(
 ) -> float:
     r"""Train ``model`` on ``(x, y)`` with Adam and the cross-entropy loss.
 
-    Mini-batches of ``batch_size`` are shuffled by a ``torch.Generator`` seeded
-    with ``seed``; the learning rate follows a cosine schedule from ``lr`` to
-    zero over all steps, after a linear warm-up from ``lr / 10`` over the
-    first ``warmup_epochs`` (none by default; transformers train more
-    reliably with one). The model is trained in place and left in eval mode.
-    With ``augment`` each mini-batch is flipped left-right (each image with
-    probability 1/2) and shifted by up to 4 pixels (one random shift per
-    mini-batch, wrapping around), which suits images whose label does not
-    depend on position or facing, such as the parts data set.
+    Mini-batches are shuffled by a ``torch.Generator`` seeded with ``seed``;
+    the learning rate ramps linearly from ``lr / 10`` over ``warmup_epochs``
+    (transformers train more reliably with one), then follows a cosine to
+    zero. ``augment`` flips each image left-right with probability 1/2 and
+    shifts each mini-batch by up to 4 pixels (wrapping around), for labels
+    that do not depend on position or facing, as in the parts data set. The
+    model is trained in place and left in eval mode.
 
     Args:
         model (nn.Module): The classifier, returning ``(N, C)`` logits.
@@ -143,23 +141,23 @@ def train_classifier(
         y (Tensor): Integer labels ``(N,)``.
         epochs (int): Passes over the data, at least 1.
         seed (int, optional): Seed of the shuffling. Default: 0
-        show_progress (bool, optional): Show a ``tqdm`` bar over the epochs.
-            Default: True
+        show_progress (bool, optional): A ``tqdm`` bar. Default: True
         lr (float, optional): Initial learning rate. Default: 5e-3
         batch_size (int, optional): Mini-batch size. Default: 64
         augment (bool, optional): Random flips and shifts. Default: False
-        warmup_epochs (int, optional): Epochs of linear warm-up, fewer than
-            ``epochs``. Default: 0
+        warmup_epochs (int, optional): Warm-up epochs, fewer than ``epochs``.
+            Default: 0
 
     Returns:
-        float: the **training** accuracy after the last epoch (measured in eval
-        mode on all of ``(x, y)``); evaluate held-out data with
-        :func:`accuracy`.
+        float: the **training** accuracy after the last epoch (eval mode, all
+        of ``(x, y)``); evaluate held-out data with :func:`accuracy`.
 
     Raises:
-        TypeError: if ``epochs`` or ``batch_size`` is not an int.
-        ValueError: if ``epochs < 1``, ``batch_size < 1`` or ``x`` and ``y``
-            differ in length.
+        TypeError: if ``epochs``, ``batch_size`` or ``warmup_epochs`` is not
+            an int.
+        ValueError: if ``epochs < 1``, ``batch_size < 1``, ``warmup_epochs``
+            is negative or not below ``epochs``, or ``x`` and ``y`` differ in
+            length.
 
     Examples::
 
@@ -174,20 +172,10 @@ def train_classifier(
         raise ValueError(
             f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}"
         )
-    check_int(warmup_epochs, "warmup_epochs", minimum=0)
-    if warmup_epochs >= epochs:
-        raise ValueError(
-            f"warmup_epochs must be fewer than epochs ({epochs}), got {warmup_epochs}"
-        )
     gen = torch.Generator().manual_seed(seed)
-    per_epoch = -(-x.shape[0] // batch_size)
-    steps, warm = epochs * per_epoch, warmup_epochs * per_epoch
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched: torch.optim.lr_scheduler.LRScheduler
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps - warm)
-    if warm:
-        ramp = torch.optim.lr_scheduler.LinearLR(opt, 0.1, total_iters=warm)
-        sched = torch.optim.lr_scheduler.SequentialLR(opt, [ramp, sched], [warm])
+    per_epoch = -(-x.shape[0] // batch_size)
+    sched = _schedule(opt, epochs, warmup_epochs, per_epoch)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     bar = tqdm(range(epochs), desc="Training CNN", disable=not show_progress)
@@ -195,12 +183,8 @@ def train_classifier(
         total, correct = 0.0, 0
         for idx in torch.randperm(x.shape[0], generator=gen).split(batch_size):
             logits = model(_augmented(x[idx], gen) if augment else x[idx])
-            loss = loss_fn(logits, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * idx.numel()
+            loss = _step(loss_fn(logits, y[idx]), opt, sched)
+            total += loss * idx.numel()
             correct += int((logits.argmax(dim=1) == y[idx]).sum())
         bar.set_postfix(
             loss=f"{total / x.shape[0]:.3f}", acc=f"{correct / x.shape[0]:.3f}"
@@ -208,6 +192,39 @@ def train_classifier(
     bar.close()
     model.eval()
     return accuracy(model, x, y)
+
+
+def _step(
+    loss: Tensor,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+) -> float:
+    """One optimiser and scheduler step on ``loss``; its value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
+def _schedule(
+    opt: torch.optim.Optimizer, epochs: int, warmup_epochs: int, per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine to zero over all steps after ``warmup_epochs`` of a linear
+    ramp from a tenth of the learning rate."""
+    check_int(warmup_epochs, "warmup_epochs", minimum=0)
+    if warmup_epochs >= epochs:
+        raise ValueError(
+            f"warmup_epochs must be fewer than epochs ({epochs}), got {warmup_epochs}"
+        )
+    warm = warmup_epochs * per_epoch
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=epochs * per_epoch - warm
+    )
+    if not warm:
+        return cosine
+    ramp = torch.optim.lr_scheduler.LinearLR(opt, 0.1, total_iters=warm)
+    return torch.optim.lr_scheduler.SequentialLR(opt, [ramp, cosine], [warm])
 
 
 def _augmented(x: Tensor, gen: torch.Generator) -> Tensor:

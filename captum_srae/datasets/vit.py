@@ -64,29 +64,25 @@ def parts_vit(
 ) -> VisionTransformer:
     r"""A small torchvision ``VisionTransformer`` for the parts images.
 
-    ``num_layers`` encoder blocks of 4 heads, width ``hidden_dim`` and MLP
-    width ``2 * hidden_dim`` on ``(image_size / patch_size)²`` patch tokens
-    and a class token; the head classifies the class token. With
-    ``conv_stem`` the patches are embedded by torchvision's convolutional
-    stem (``ConvStemConfig``, "early convolutions", Xiao et al. 2021)
-    instead of a single ``patch_size`` convolution: 3×3 convolutions with
-    batch norm and ReLU, for ``patch_size=8`` and width 64 of (width,
-    stride) (16, 2), (32, 1), (32, 2), (64, 1), (64, 2), then a 1×1
-    convolution (``conv_proj.conv_last``) to the token width. On the parts
-    data set a plain patch embedding stays at chance accuracy for the first
-    epochs; a stem of the three stride-2 convolutions alone reached 42 % after
-    6 epochs, this stem 93 % (held-out, same training). It is also a
-    ``module:callable`` for the command line
-    (``--model captum_srae.datasets.vit:parts_vit``).
+    ``num_layers`` blocks of 4 heads, width ``hidden_dim``, MLP width
+    ``2 * hidden_dim``, on ``(image_size / patch_size)²`` patch tokens and a
+    class token, which the head classifies. With ``conv_stem`` the patches
+    are embedded by torchvision's ``ConvStemConfig`` stem ("early
+    convolutions", Xiao et al. 2021): 3×3 convolutions with batch norm and
+    ReLU, of (width, stride) (16, 2), (32, 1), (32, 2), (64, 1), (64, 2) for
+    ``patch_size=8`` and width 64, then a 1×1 convolution
+    (``conv_proj.conv_last``). A plain patch embedding stays at chance on the
+    parts data for the first epochs; the three stride-2 convolutions alone
+    reached 42 % after 6 epochs, this stem 93 % (held-out). Also a
+    ``module:callable`` for the CLI (``captum_srae.datasets.vit:parts_vit``).
 
     Args:
         num_classes (int, optional): Outputs. Default: 4
-        image_size (int, optional): Input size in pixels, a multiple of
-            ``patch_size``. Default: 64
-        patch_size (int, optional): Patch size in pixels. Default: 8
-        num_layers (int, optional): Encoder blocks. Default: 4
-        hidden_dim (int, optional): Token width, a multiple of 4.
-            Default: 64
+        image_size (int, optional): Input size, a multiple of ``patch_size``
+            pixels. Default: 64
+        patch_size, num_layers (int, optional): Patch size in pixels (8),
+            encoder blocks (4).
+        hidden_dim (int, optional): Token width, a multiple of 4. Default: 64
         conv_stem (bool, optional): Embed the patches with a convolutional
             stem; ``patch_size`` must then be a power of 2. Default: True
 
@@ -95,8 +91,8 @@ def parts_vit(
 
     Raises:
         TypeError: if an argument is not an int.
-        ValueError: if ``image_size`` is not a multiple of ``patch_size`` or
-            ``hidden_dim`` not a multiple of 4.
+        ValueError: if ``image_size`` is no multiple of ``patch_size``, or
+            ``hidden_dim`` of 4.
 
     Examples::
 

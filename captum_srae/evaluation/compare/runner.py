@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -65,6 +66,7 @@ from captum_srae.evaluation.compare.scoring import (
     finite_mean,
 )
 from captum_srae.evaluation.peers.dff import spatial_activations
+from captum_srae.training.jobs import run_jobs
 from captum_srae.utils.validation import check_int
 
 __all__ = ["compare", "seed_stability"]
@@ -159,8 +161,16 @@ def _methods(
     return out
 
 
-def _check(seeds: Sequence[int], n_maps: int, masks: Any, n: int) -> None:
-    """Distinct int seeds; ``n_maps``; ``masks`` shape."""
+def _check(
+    seeds: Sequence[int],
+    n_maps: int,
+    masks: Any,
+    n: int,
+    labels: Tensor | None,
+    relevant_parts: Sequence[int] | None,
+) -> None:
+    """Distinct int seeds; ``n_maps``; ``masks`` shape; the labels and
+    parts (:func:`_check_data`)."""
     if not seeds:
         raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
     for s in seeds:
@@ -175,6 +185,7 @@ def _check(seeds: Sequence[int], n_maps: int, masks: Any, n: int) -> None:
                 f"masks must be a (N, P, H, W) tensor with N = {n} test inputs, "
                 f"got {shape}"
             )
+    _check_data(labels, masks, relevant_parts, n)
 
 
 def seed_stability(fits: list[dict[int, Tensor]]) -> list[float]:
@@ -269,56 +280,55 @@ def compare(
     show_progress: bool = True,
     heatmap_layer: nn.Module | str | None = None,
     extra_methods: Mapping[str, Any] | None = None,
+    n_jobs: int | None = None,
 ) -> ComparisonResult:
     r"""Compare explanation methods on one model, layer and data set.
 
     Concept methods fit concepts per class on ``fit_inputs``; every method is
-    scored on ``test_inputs`` as :doc:`/compare` (and this module's docstring)
-    describes; the columns: :data:`~captum_srae.evaluation.compare.METRIC_INFO`.
+    scored on ``test_inputs`` as :doc:`/compare` and this module describe
+    (columns: :data:`~captum_srae.evaluation.compare.METRIC_INFO`).
 
     Args:
         model (nn.Module): the classifier, returning ``(N, C)`` scores.
         layer (nn.Module or str): the explained layer.
-        fit_inputs (Tensor): images the concepts are fitted on.
-        test_inputs (Tensor): held-out images.
-        labels (Tensor, optional): true classes of ``test_inputs``. Default: None
-        masks (Tensor, optional): boolean part masks ``(N, P, H, W)`` of
-            ``test_inputs``. Default: None (no localisation metrics)
+        fit_inputs, test_inputs (Tensor): images the concepts are fitted on;
+            held-out images.
+        labels, masks (Tensor, optional): true classes ``(N,)`` and boolean
+            part masks ``(N, P, H, W)`` of ``test_inputs`` (for localisation).
         relevant_parts (Sequence[int], optional): the parts the classes
-            depend on, for the class-map localisation. Default: None (all)
-        methods (Sequence[str], optional): names of ``CONCEPT_METHODS``,
-            ``MAP_METHODS`` and ``PEER_METHODS``. Default: ``DEFAULT_METHODS``
-        config (SRAEConfig, optional): the SRAE's settings (``n_concepts`` and
-            ``pooling`` apply to every concept method). Default: None
-        seeds (Sequence[int], optional): one fit of each concept method per
-            seed; the table gives mean ± sd. Default: (0,)
-        n_maps (int, optional): test inputs that get maps. Default: 100
-        n_steps (int, optional): deletion/insertion steps. Default: 20
+            depend on (class-map localisation). Default: None (all)
+        methods (Sequence[str], optional): names of methods (``CONCEPT_``,
+            ``MAP_``, ``PEER_METHODS``). Default: ``DEFAULT_METHODS``
+        config (SRAEConfig, optional): the SRAE's settings; ``n_concepts``
+            and ``pooling`` apply to every concept method.
+        seeds (Sequence[int], optional): one fit per concept method and
+            seed (the table: mean ± sd). Default: (0,)
+        n_maps, n_steps (int, optional): test inputs that get maps (100),
+            deletion/insertion steps (20).
         baseline (str, optional): of the curves, "blur" or "mean". Default: "blur"
         fitted (Mapping, optional): fitted concepts of the first seed,
-            ``{method: {class: model}}`` (``{"SRAE": sa.sraes_}``). Default: None
-        batch_size (int, optional): images per forward pass. Default: 256
-        show_progress (bool, optional): a progress bar. Default: True
-        heatmap_layer (nn.Module or str, optional): where concept maps are
-            drawn. Default: None (``layer``)
+            ``{method: {class: model}}``, e.g. ``{"SRAE": sa.sraes_}``.
+        batch_size, show_progress: images per forward pass (256), a bar (True).
+        heatmap_layer (nn.Module or str, optional): concept maps' layer.
         extra_methods (Mapping[str, Any], optional): your own concept
             methods (``fit(z, y, seed)``) and map methods (``(model, layer,
-            x, target) -> maps``) by name, run after ``methods``; see
-            :mod:`~captum_srae.evaluation.compare.protocol`. Default: None
+            x, target) -> maps``) by name, run after ``methods``
+            (:mod:`~captum_srae.evaluation.compare.protocol`).
+        n_jobs (int, optional): worker processes for the built-in concept
+            methods' per-class fits (1: here, in order). Default: None
 
     Returns:
         *ComparisonResult*: the table; a peer or extra method that raises is
         left out and its error kept in ``errors``.
 
     Raises:
-        ValueError, TypeError: on a bad argument, named in the message (a
-            peer without the ``peers`` extra, DFF on a non-spatial layer, ...).
+        ValueError, TypeError: on a bad argument, named (e.g. a peer
+            without the ``peers`` extra, DFF on a non-spatial layer).
     """
     n = int(test_inputs.shape[0])
     cfg = config if config is not None else SRAEConfig()
     specs = _methods(methods, extra_methods, cfg.n_concepts)
-    _check(seeds, n_maps, masks, n)
-    _check_data(labels, masks, relevant_parts, n)
+    _check(seeds, n_maps, masks, n, labels, relevant_parts)
     module = resolve_layer(model, layer)
     name = layer if isinstance(layer, str) else layer_name(model, layer)
     with _eval_mode(model):
@@ -328,7 +338,8 @@ def compare(
         )  # fmt: skip
         _check_activations(ctx, list(specs), fitted or {})
         spatial = _spatial(specs, model, module, fit_inputs, cfg, batch_size, name)
-        return _run(ctx, specs, cfg, seeds, fitted or {}, show_progress, name, spatial)
+        run = (cfg, seeds, fitted or {}, show_progress, name, spatial, n_jobs)
+        return _run(ctx, specs, *run)
 
 
 def _spatial(
@@ -386,6 +397,7 @@ def _run(
     show_progress: bool,
     layer: str,
     spatial: Tensor | None,
+    n_jobs: int | None = None,
 ) -> ComparisonResult:
     total = sum(len(seeds) if s.kind == "concept" else 1 for s in specs.values())
     per_seed: dict[str, list[dict[str, float]]] = {}
@@ -399,7 +411,7 @@ def _run(
                     per_seed[name] = [_map_row(ctx, name, spec, bar)]
                 else:
                     per_seed[name] = _concept_rows(
-                        ctx, name, spec, cfg, seeds, fitted, spatial, bar
+                        ctx, name, spec, cfg, seeds, fitted, spatial, bar, n_jobs
                     )
             except Exception as exc:
                 if spec.obj is None:  # the package's own methods: a bug, raise
@@ -453,6 +465,7 @@ def _concept_rows(
     fitted: Mapping[str, Mapping[int, Any]],
     spatial: Tensor | None,
     bar: Any,
+    n_jobs: int | None = None,
 ) -> list[dict[str, float]]:
     """The metrics of a concept method, one row per seed."""
     runs: list[dict[str, float]] = []
@@ -470,10 +483,15 @@ def _concept_rows(
                 }
             )
         elif spec.obj is None:
-            models = {
-                t: fit_concepts(name, ctx.z_fit, ctx.y_fit[:, t], cfg, seed)
+            jobs = [
+                (name, ctx.z_fit, ctx.y_fit[:, t], cfg, seed)
                 for t in range(ctx.n_classes)
-            }
+            ]
+            results = run_jobs(fit_concepts, jobs, n_jobs)
+            for _, caught in results:
+                for message, category in caught:
+                    warnings.warn(message, category, stacklevel=2)
+            models = {t: r[0] for t, r in enumerate(results)}
         else:
             models = {
                 t: fit_concept_method(

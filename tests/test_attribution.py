@@ -405,7 +405,8 @@ def test_bad_inputs_targets_and_concepts(vgg, data) -> None:
         sa.attribute(x, target=0, output="pixels")
     with pytest.raises(ValueError, match="method"):
         sa.attribute(x, target=0, method="lrp")
-    for name in ("visualization", "__name__", "Tensor", "a.b"):
+    bad = ("visualization", "__name__", "Tensor", "a.b", "Attribution")
+    for name in (*bad, "LayerAttribution", "NoiseTunnel"):
         with pytest.raises(ValueError, match="its name in captum.attr"):
             sa.attribute(x, target=0, method=name)
     by_name = sa.attribute(x, target=0, method="LayerGradientXActivation")

@@ -5,8 +5,10 @@ result, keep each job's warnings, and fall back to running here."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -44,6 +46,8 @@ def test_resolve_n_jobs() -> None:
     assert resolve_n_jobs(4, 3) == 3 and resolve_n_jobs(2, 5) == 2
     assert resolve_n_jobs(1, 5) == 1 and resolve_n_jobs(3, 0) == 1
     assert resolve_n_jobs(None, 100) == resolve_n_jobs(-1, 100) == jobs.usable_cpus()
+    assert resolve_n_jobs(np.int64(-1), 100) == jobs.usable_cpus()
+    assert resolve_n_jobs(np.int64(2), 100) == 2
     for bad in (0, -2):
         with pytest.raises(ValueError, match="n_jobs must be a positive int"):
             resolve_n_jobs(bad, 3)
@@ -62,17 +66,39 @@ def test_run_jobs_keeps_order_results_and_warnings(n_jobs: int) -> None:
     ]
 
 
-def test_workers_run_one_thread_and_errors_reach_the_caller() -> None:
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def _nested(_: int) -> list[int]:
+    return [r for r, _ in run_jobs(_pid, [(0,), (1,)], 2)]
+
+
+def test_workers_run_one_thread_in_other_processes() -> None:
+    assert jobs.will_fork(2, 2)  # Linux, no CUDA: the case under test
+    pids = [r for r, _ in run_jobs(_pid, [(0,), (1,), (2,)], 2)]
+    assert os.getpid() not in pids
     assert [r for r, _ in run_jobs(_threads, [(0,), (1,)], 2)] == [1, 1]
+    # a call inside a worker runs in that worker
+    for inner, _ in run_jobs(_nested, [(0,), (1,)], 2):
+        assert len(set(inner)) == 1 and os.getpid() not in inner
+    assert not jobs.will_fork(1, 5) and not jobs.will_fork(4, 1)
+
+
+def test_errors_reach_the_caller_and_the_next_call_works() -> None:
     with pytest.raises(KeyError, match="job 2 failed"):
         run_jobs(_fail, [(1,), (2,), (3,)], 2)
-    assert jobs._inherited == []  # cleaned up after the failure
+    assert [r for r, _ in run_jobs(pow, [(2, 2), (3, 3)], 2)] == [4, 27]
 
 
 def test_without_fork_the_jobs_run_here(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    assert not jobs.will_fork(2, 2)
     here = torch.get_num_threads()
     assert [r for r, _ in run_jobs(_threads, [(0,), (1,)], 2)] == [here, here]
+    assert [r for r, _ in run_jobs(_pid, [(0,), (1,)], 2)] == [os.getpid()] * 2
+    with pytest.raises(ValueError, match="n_jobs"):
+        SRAEAttribution(_Net(), "body", config=CFG).fit(torch.randn(8, 6), 0, n_jobs=0)
 
 
 class _Net(nn.Module):

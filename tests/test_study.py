@@ -581,3 +581,36 @@ def test_plot_tradeoff_puts_each_point_at_its_means() -> None:
     with pytest.raises(ValueError, match="metrics"):
         plot_tradeoff(records, "r2", "nope")
     assert plt.get_fignums() == []  # the failed call opened no figure
+
+
+def test_parallel_study_equals_the_one_thread_sequential_study(
+    tmp_path: Path,
+) -> None:
+    """n_jobs=2 fits two (point, seed) pairs at a time in one-thread workers:
+    the records (in the same order) equal a sequential one-thread run but for
+    the fit times."""
+    problem = tiny_synthetic()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = [
+            run_study(
+                problem,
+                GRID,
+                [0, 1, 2],
+                tmp_path / f"{n}.jsonl",
+                base_config=TINY,
+                show_progress=False,
+                n_jobs=n,
+            )  # fmt: skip
+            for n in (1, 2)
+        ]
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*runs, strict=True):
+        for rec in (a, b):
+            rec["metrics"].pop("fit_seconds", None)
+        assert a == b
+    assert len(runs[0]) == 6
+    with pytest.raises(ValueError, match="n_jobs"):
+        run_study(problem, GRID, [0, 1], tmp_path / "x.jsonl", n_jobs=0)

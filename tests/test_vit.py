@@ -117,6 +117,8 @@ def test_parts_problem_on_the_vit_returns_finite_metrics(tmp_path: Path) -> None
         problem.score(avg, data)
     with pytest.raises(ValueError, match="model"):
         PartsProblem(model="resnet")
+    with pytest.raises(ValueError, match="its name in captum.attr"):
+        PartsProblem(map_method="InputXGradiant")  # misspelt: before any fit
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:

@@ -246,7 +246,10 @@ def captum_method(name: str) -> type:
         'IntegratedGradients'
     """
     cls = getattr(captum.attr, name, None) if name.isidentifier() else None
-    if not (isinstance(cls, type) and issubclass(cls, captum.attr.Attribution)):
+    usable = isinstance(cls, type) and issubclass(cls, captum.attr.Attribution)
+    # not the abstract bases of captum.attr, nor NoiseTunnel (a wrapper)
+    base = usable and cls.__module__ == "captum.attr._utils.attribution"
+    if not usable or base or name == "NoiseTunnel":
         raise ValueError(
             "method must be 'gradcam', 'excitation', a Captum attribution "
             f"class or its name in captum.attr, got {name!r}"

@@ -28,7 +28,7 @@ from captum_srae.attribution.checks import model_device
 from captum_srae.attribution.fitted import FittedXNNs
 from captum_srae.core.config import SRAEConfig
 from captum_srae.training import TrainingHistory, fit_srae
-from captum_srae.training.jobs import resolve_n_jobs, run_jobs
+from captum_srae.training.jobs import run_jobs, will_fork
 
 __all__ = ["fit_targets", "fit_xnns"]
 
@@ -159,11 +159,12 @@ def _fit_classes(
     """:func:`fit_srae` for each class (in worker processes when ``n_jobs``
     allows); the warnings name the class and point at the caller of
     ``SRAEAttribution.fit``."""
-    parallel = resolve_n_jobs(n_jobs, len(targets)) > 1
+    parallel = will_fork(n_jobs, len(targets))
     show = bool(kw.get("show_progress", True))
     fit = functools.partial(fit_srae, **{**kw, "show_progress": show and not parallel})
     jobs = [(z, y[:, j], config) for j in range(len(targets))]
-    results = run_jobs(fit, jobs, n_jobs, show_progress=show, desc="Fitting XNNs")
+    bar = show and parallel  # else each fit shows its own bars
+    results = run_jobs(fit, jobs, n_jobs, show_progress=bar, desc="Fitting XNNs")
     level = _caller_level()
     for target, (_, caught) in zip(targets, results, strict=True):
         for message, category in caught:

@@ -45,6 +45,7 @@ from captum_srae.attribution.shared_forward import (
 from captum_srae.core.model import SRAE
 
 __all__ = [
+    "check_method",
     "XFeatureModel",
     "capture_layers",
     "captum_maps",
@@ -331,7 +332,7 @@ def captum_maps(
         one per attribution the method returns, and whether the method is a
         layer method.
     """
-    kwargs = _check_method(method, attribution_kwargs)
+    kwargs = check_method(method, attribution_kwargs)
     is_layer = issubclass(method, LayerAttribution)
     explainer = method(xmodel, heatmap_layer) if is_layer else method(xmodel)
     if not is_layer:  # primary methods warn on inputs without gradients
@@ -358,7 +359,7 @@ def captum_maps(
     return maps, is_layer
 
 
-def _check_method(method: Any, attribution_kwargs: dict | None) -> dict[str, Any]:
+def check_method(method: Any, attribution_kwargs: dict | None) -> dict[str, Any]:
     """Check a Captum class and its ``attribution_kwargs``; return a copy."""
     if not isinstance(method, type):
         raise TypeError(

@@ -139,7 +139,8 @@ def concept_maps(
     Raises:
         ValueError: if the heatmap layer is not spatial for a layer method,
             or ``attribution_kwargs`` do not suit the method; see
-            :func:`token_gradcam` for a token pooling.
+            :func:`~captum_srae.attribution.tokens.token_layer_maps` for a
+            token pooling.
     """
     module, hm = modules
     method, ks, kwargs = options.method, options.concepts, options.attribution_kwargs

@@ -41,6 +41,7 @@ from captum_srae.attribution.text import check_sequences, check_token_ids
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
 from captum_srae.training import TrainingHistory
+from captum_srae.training.jobs import resolve_n_jobs
 from captum_srae.utils.atomic import PathLike
 from captum_srae.utils.captum_compat import (
     TargetType,
@@ -293,6 +294,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         model = self.forward_func
         if not isinstance(model, nn.Module):
             raise TypeError("fit needs forward_func to be an nn.Module")
+        resolve_n_jobs(n_jobs, 1)  # a bad n_jobs fails before any forward pass
         check_sequences(data, "data")
         check_token_ids(model, data[0] if isinstance(data, tuple) else data, "data")
         fitted, history = fit_xnns(
@@ -388,8 +390,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 layer), ``"excitation"`` (Excitation Backprop;
                 ``attribution_kwargs={"contrastive": True}`` for its
                 contrastive variant) or a Captum attribution class (or its
-                name, e.g. ``"InputXGradient"``) run with ``target=k`` on
-                :class:`~captum_srae.attribution.heatmaps.XFeatureModel`.
+                name, ``"InputXGradient"``) run with ``target=k`` on the
+                x-features (``XFeatureModel``). Default: "gradcam"
             output (str, optional): ``"concepts"`` (``(N, n, H, W)``) or
                 ``"class"`` (``Σ_k e_k v_k · map_k``). Default: "concepts"
             concepts (Sequence[int], optional): the x-features to map, in

@@ -28,7 +28,11 @@ from captum.attr import LayerAttribution, LayerGradCam, LayerGradientXActivation
 from torch import Tensor, nn
 
 from captum_srae.activations import pool_activations
-from captum_srae.attribution.heatmaps import XFeatureModel, encoder_jacobian
+from captum_srae.attribution.heatmaps import (
+    XFeatureModel,
+    check_method,
+    encoder_jacobian,
+)
 from captum_srae.core.config import TOKEN_POOLINGS
 from captum_srae.core.model import SRAE
 
@@ -135,6 +139,8 @@ def token_layer_maps(
         >>> maps = token_layer_maps("gradcam", xm, (x,), (), early, act)
     """
     kwargs = dict(attribution_kwargs or {})
+    if method != "gradcam":
+        kwargs = check_method(method, kwargs)  # no target etc. in the kwargs
     explainer = _layer_explainer(method, xmodel, heatmap_layer, kwargs)
     attrs = _per_x_feature(explainer, xmodel, inputs, additional_forward_args, kwargs)
     a = activation.detach()

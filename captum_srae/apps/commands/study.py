@@ -114,6 +114,13 @@ def _output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
+    p.add_argument(
+        "--n-jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="fits side by side in N one-thread processes (default: one per CPU)",
+    )
 
 
 #: The library's argument names and the options they come from.
@@ -186,6 +193,7 @@ def _fit(args: argparse.Namespace) -> list[dict[str, Any]]:
             args.out,
             base_config=base,
             show_progress=args.progress,
+            n_jobs=args.n_jobs,
         ),
     )
 

@@ -66,7 +66,7 @@ from captum_srae.evaluation.compare.scoring import (
     finite_mean,
 )
 from captum_srae.evaluation.peers.dff import spatial_activations
-from captum_srae.training.jobs import run_jobs
+from captum_srae.training.jobs import resolve_n_jobs, run_jobs
 from captum_srae.utils.validation import check_int
 
 __all__ = ["compare", "seed_stability"]
@@ -168,9 +168,10 @@ def _check(
     n: int,
     labels: Tensor | None,
     relevant_parts: Sequence[int] | None,
+    n_jobs: int | None,
 ) -> None:
     """Distinct int seeds; ``n_maps``; ``masks`` shape; the labels and
-    parts (:func:`_check_data`)."""
+    parts (:func:`_check_data`); ``n_jobs``."""
     if not seeds:
         raise ValueError(f"seeds must be a non-empty sequence of ints, got {seeds!r}")
     for s in seeds:
@@ -186,6 +187,7 @@ def _check(
                 f"got {shape}"
             )
     _check_data(labels, masks, relevant_parts, n)
+    resolve_n_jobs(n_jobs, 1)
 
 
 def seed_stability(fits: list[dict[int, Tensor]]) -> list[float]:
@@ -328,7 +330,7 @@ def compare(
     n = int(test_inputs.shape[0])
     cfg = config if config is not None else SRAEConfig()
     specs = _methods(methods, extra_methods, cfg.n_concepts)
-    _check(seeds, n_maps, masks, n, labels, relevant_parts)
+    _check(seeds, n_maps, masks, n, labels, relevant_parts, n_jobs)
     module = resolve_layer(model, layer)
     name = layer if isinstance(layer, str) else layer_name(model, layer)
     with _eval_mode(model):
@@ -488,9 +490,11 @@ def _concept_rows(
                 for t in range(ctx.n_classes)
             ]
             results = run_jobs(fit_concepts, jobs, n_jobs)
-            for _, caught in results:
+            for t, (_, caught) in enumerate(results):
                 for message, category in caught:
-                    warnings.warn(message, category, stacklevel=2)
+                    warnings.warn(
+                        f"{name}, class {t}: {message}", category, stacklevel=4
+                    )
             models = {t: r[0] for t, r in enumerate(results)}
         else:
             models = {

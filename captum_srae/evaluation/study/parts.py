@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from captum_srae.activations.collect import collect_activations
+from captum_srae.attribution.checks import captum_method
 from captum_srae.attribution.srae_attribution import SRAEAttribution
 from captum_srae.datasets import make_parts_dataset
 from captum_srae.datasets.models import PARTS_HEATMAP_LAYER, train_or_load
@@ -154,6 +155,8 @@ class PartsProblem:
                 self.heatmap_layer = None
                 if self.map_method == "gradcam":
                     self.map_method = VIT_MAP_METHOD
+        if self.map_method not in ("gradcam", "excitation"):
+            captum_method(self.map_method)  # a misspelt name fails before any fit
         check_int(self.target, "target")
         if not 0 <= self.target < 4:
             raise ValueError(f"target must be a class in 0..3, got {self.target}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from captum_srae.evaluation.study.results import (
 from captum_srae.evaluation.study.scoring import common_metrics
 from captum_srae.training.fit import fit_srae
 from captum_srae.training.history import TrainingDivergedError, quiet_quality_warnings
+from captum_srae.training.jobs import resolve_n_jobs, run_jobs
 from captum_srae.utils.atomic import PathLike
 
 __all__ = ["base_fields", "check_seeds", "fit_point", "run_study"]
@@ -128,6 +130,7 @@ def run_study(
     *,
     base_config: SRAEConfig | Mapping[str, Any] | None = None,
     show_progress: bool = True,
+    n_jobs: int | None = None,
 ) -> list[dict[str, Any]]:
     r"""Fit every grid point with every seed, score it, record it in ``out``.
 
@@ -148,6 +151,10 @@ def run_study(
             fit. Default: None (the SRAEConfig defaults)
         show_progress (bool, optional): a ``tqdm`` bar over the fits.
             Default: True
+        n_jobs (int, optional): fits run side by side in one-thread worker
+            processes (:func:`~captum_srae.training.jobs.run_jobs`), recorded
+            in order after each group of ``n_jobs``. Default: None (one per
+            usable CPU)
 
     Returns:
         *list[dict]*: every record of the study (those already in ``out``,
@@ -166,6 +173,7 @@ def run_study(
         >>> print(format_summary(summarize(records, ["r2"])))  # doctest: +SKIP
     """
     seeds = check_seeds(seeds)
+    workers = resolve_n_jobs(n_jobs, 1 << 30)
     base = base_fields(base_config)
     points = expand_grid(grid, base)
     records = open_results(out, study_header(problem, grid, base))
@@ -175,23 +183,30 @@ def run_study(
         return records
     data = problem.load()
     with tqdm(total=len(todo), desc="study", disable=not show_progress) as bar:
-        for point, seed in todo:
-            records.append(_run_one(problem, data, point, base, seed, out))
-            bar.update(1)
+        for start in range(0, len(todo), workers):
+            group = todo[start : start + workers]
+            configs = [point_config(p, base, seed) for p, seed in group]
+            jobs = [(problem, data, config) for config in configs]
+            results = run_jobs(fit_point, jobs, workers)
+            for (point, seed), config, (result, caught) in zip(
+                group, configs, results, strict=True
+            ):
+                for message, category in caught:
+                    warnings.warn(message, category, stacklevel=2)
+                records.append(_record(point, seed, config, *result, out))
+                bar.update(1)
     return records
 
 
-def _run_one(
-    problem: StudyProblem,
-    data: ProblemData,
+def _record(
     point: GridPoint,
-    base: dict[str, Any],
     seed: int,
+    config: SRAEConfig,
+    metrics: dict[str, float],
+    error: str | None,
     out: PathLike,
 ) -> dict[str, Any]:
-    """Fit, score and record one (point, seed)."""
-    config = point_config(point, base, seed)
-    metrics, error = fit_point(problem, data, config)
+    """Record one fitted and scored (point, seed) in ``out``."""
     record: dict[str, Any] = {
         "point": point.name,
         "seed": seed,

@@ -155,8 +155,8 @@ def concept_maps(
             f"{which} output of shape {tuple(hm_act.shape)} is not spatial "
             "(N, C, H, W); pass a convolutional heatmap_layer"
         )
+    xmodel = XFeatureModel(forward_func, module, srae, pooling, ks, early_exit)
     if pooling in TOKEN_POOLINGS and hm_act.ndim == 3:
-        xmodel = XFeatureModel(forward_func, module, srae, pooling, ks, early_exit)
         maps = _token_layer(xmodel, inputs, extra, acts, hm, options)
         if maps is not None:
             return (maps,), True
@@ -186,7 +186,6 @@ def concept_maps(
             activation=acts["layer"] if hm is module else None,
         )
         return (maps,), True
-    xmodel = XFeatureModel(forward_func, module, srae, pooling, ks, early_exit)
     return captum_maps(method, xmodel, inputs, extra, len(ks), hm, kwargs)
 
 

@@ -173,9 +173,9 @@ def run_study(
         >>> print(format_summary(summarize(records, ["r2"])))  # doctest: +SKIP
     """
     seeds = check_seeds(seeds)
-    workers = resolve_n_jobs(n_jobs, 1 << 30)
     base = base_fields(base_config)
     points = expand_grid(grid, base)
+    workers = resolve_n_jobs(n_jobs, len(points) * len(seeds))  # before any file
     records = open_results(out, study_header(problem, grid, base))
     done = {(r["point"], r["seed"]) for r in records}
     todo = [(p, s) for p in points for s in seeds if (p.name, s) not in done]

@@ -5,8 +5,9 @@ Usage:
 
 - ``python _store_fit_probe.py write N D FOLDER`` writes an ``N x D``
   float32 store (:func:`write_store`);
-- ``python _store_fit_probe.py fit FOLDER`` runs
-  ``fit_srae(ActivationStore(FOLDER), config=SRAEConfig(), show_progress=False)``
+- ``python _store_fit_probe.py fit FOLDER [DEVICE]`` runs
+  ``fit_srae(ActivationStore(FOLDER), config=SRAEConfig(), show_progress=False,
+  device=DEVICE)`` (DEVICE default ``cpu``)
   and prints one JSON line: ``fit_s`` (wall seconds of the fit), ``val_r2``,
   ``peak_rss_mib`` (``ru_maxrss``: with the pages of the mapped shards the
   fit has read, file cache the kernel drops under memory pressure) and
@@ -65,7 +66,7 @@ def anon_mib() -> float:
     return 0.0
 
 
-def fit(folder: str) -> dict:
+def fit(folder: str, device: str = "cpu") -> dict:
     """Fit with the defaults and measure (see the module docstring)."""
     peak, done = [anon_mib()], threading.Event()
 
@@ -76,11 +77,18 @@ def fit(folder: str) -> dict:
     threading.Thread(target=watch, daemon=True).start()
     store = ActivationStore(folder)
     start = time.perf_counter()
-    _, history = fit_srae(store, config=SRAEConfig(), show_progress=False)
+    _, history = fit_srae(
+        store, config=SRAEConfig(), show_progress=False, device=device
+    )
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     done.set()
+    cuda = torch.device(device).type == "cuda"
+    gpu_mib = torch.cuda.max_memory_allocated() / 2**20 if cuda else 0.0
     return {
         "rows": len(store),
+        "device": device,
         "dim": store.dim,
         "fit_s": seconds,
         "val_r2": history.val_r2,
@@ -88,6 +96,7 @@ def fit(folder: str) -> dict:
         "epochs": [r.epochs for r in history.rounds],
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_anon_mib": peak[0],
+        "peak_gpu_mib": gpu_mib,
     }
 
 
@@ -97,7 +106,7 @@ def main() -> None:
         store = write_store(n, dim, folder)
         print(json.dumps({"rows": len(store), "dim": store.dim}))
     else:
-        print(json.dumps(fit(sys.argv[2])))
+        print(json.dumps(fit(*sys.argv[2:4])))
 
 
 if __name__ == "__main__":

@@ -274,3 +274,46 @@ def test_stability_pairs_of_seeds() -> None:
         for a, b in ((0, 1), (1, 2), (2, 0))
     ]
     assert seed_stability(fits) == pytest.approx(expected)
+
+
+def test_given_activations_are_used_as_collected(setup: dict[str, Any]) -> None:
+    """``activations=`` gives the same table as collecting them; the given
+    tensors are what is scored (doubled scores double nothing else)."""
+    model, fit, test = setup["model"], setup["fit"], setup["test"]
+    z, y = collect_activations(model, "conv4", fit.images)
+    zt, yt = collect_activations(model, "conv4", test.images)
+    kw = {"methods": ["PCA"], "config": TINY_CONFIG, "n_maps": 6, "n_steps": 3}
+    kw.update(labels=test.labels, show_progress=False)
+    collected = compare(model, "conv4", fit.images, test.images, **kw)
+    given = compare(
+        model, "conv4", fit.images, test.images, activations=(z, y, zt, yt), **kw
+    )
+    for key in ("r2", "top1_agreement", "deletion_auc"):
+        assert given.mean("PCA", key) == pytest.approx(
+            collected.mean("PCA", key), abs=1e-6
+        )
+    # a different (shuffled) test y is taken as given: R² drops
+    perm = torch.randperm(len(yt), generator=torch.Generator().manual_seed(0))
+    given = (z, y, zt, yt[perm])
+    shuffled = compare(model, "conv4", fit.images, test.images, activations=given, **kw)
+    assert shuffled.mean("PCA", "r2") < collected.mean("PCA", "r2") - 0.5
+
+
+def _zeros(*shapes: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.zeros(shape) for shape in shapes)
+
+
+@pytest.mark.parametrize(
+    "given, match",
+    [
+        (_zeros((96, 4)), "sequence"),
+        ("abcd", "z_fit"),
+        (_zeros((95, 4), (96, 4), (40, 4), (40, 4)), "z_fit.*96 rows"),
+        (_zeros((96, 4), (96, 4), (40, 4), (40,)), "y_test"),
+        (_zeros((96, 4), (96, 4), (40, 5), (40, 4)), "same columns"),
+    ],
+)
+def test_bad_given_activations(setup: dict[str, Any], given: Any, match: str) -> None:
+    fit, test = setup["fit"], setup["test"]
+    with pytest.raises((TypeError, ValueError), match=match):
+        compare(setup["model"], "conv4", fit.images, test.images, activations=given)

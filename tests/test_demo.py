@@ -35,6 +35,8 @@ from captum_srae.datasets.models import (
     train_classifier,
     train_or_load,
 )
+from captum_srae.datasets.parts import PARTS_CHUNK
+from captum_srae.evaluation.compare import PEER_METHODS
 from captum_srae.utils.json_data import to_jsonable
 
 
@@ -236,6 +238,11 @@ def test_demo_data_splits() -> None:
     assert torch.equal(fit.masks, train.masks[:50])
     assert torch.equal(test.images, make_parts_dataset(30, TEST_SEED_OFFSET + 2).images)
     assert len(fit) == 50 and len(test) == 30
+    # a prefix over a chunk boundary: only its chunks are drawn, same images
+    fit, _ = demo_data(PARTS_CHUNK + 76, 1, seed=2, n_train=3000, size=32)
+    whole = make_parts_dataset(3000, seed=2, size=32)
+    assert torch.equal(fit.images, whole.images[: PARTS_CHUNK + 76])
+    assert torch.equal(fit.texture, whole.texture[: PARTS_CHUNK + 76])
     with pytest.raises(ValueError, match="n_fit"):
         demo_data(CNN_TRAIN_IMAGES + 1, 10)
 
@@ -290,8 +297,10 @@ def test_demo_comparison(demo: tuple[dict[str, Any], Path]) -> None:
     summary, out = demo
     comparison = summary["comparison"]
     methods = comparison["methods"]
-    assert list(methods) == [
-        "SRAE", "Autoencoder", "PCA", "NMF", "TopK SAE", "Random basis",
+    # --quick leaves the autoencoder ablation (a second fit per class) out;
+    # the fast peer methods join when the peers extra is installed
+    assert [m for m in methods if m not in PEER_METHODS] == [
+        "SRAE", "PCA", "NMF", "TopK SAE", "Random basis",
         "LayerGradCam", "GuidedGradCam", "IntegratedGradients", "Saliency",
     ]  # fmt: skip
     # the comparison reuses the demo's XNNs on the same held-out images

@@ -28,6 +28,7 @@ __all__ = [
     "CLASS_NAMES",
     "CLASS_RULES",
     "FLAT_COLOURS",
+    "PARTS_CHUNK",
     "PART_NAMES",
     "PartsData",
     "PartsDataset",
@@ -51,7 +52,13 @@ CLASS_RULES: tuple[dict[str, bool | None], ...] = (
 either). The label is ``wing + 2 * tail``; the head is present with
 probability 0.6 whatever the class."""
 
-_CHUNK = 1024  # images drawn together
+PARTS_CHUNK = 1024
+"""Images :func:`make_parts_dataset` draws together, each chunk from its own
+generator: the first ``k`` images of ``make_parts_dataset(n)`` are the first
+``k`` of ``make_parts_dataset(m)`` for every ``n, m >= k`` where ``m`` is
+``n`` or a multiple of ``PARTS_CHUNK``, so a prefix of a large set can be
+drawn without drawing the rest."""
+_CHUNK = PARTS_CHUNK
 
 
 @dataclasses.dataclass(frozen=True)

@@ -190,6 +190,32 @@ def _check(
     resolve_n_jobs(n_jobs, 1)
 
 
+def _check_given(given: Any, n_fit: int, n_test: int) -> None:
+    """``activations``: four tensors, 2-D, one row per fit / test input."""
+    if given is None:
+        return
+    if not isinstance(given, Sequence) or len(given) != 4:
+        raise TypeError(
+            "activations must be a sequence (z_fit, y_fit, z_test, y_test) of "
+            f"4 tensors, got {type(given).__name__}"
+        )
+    names = ("z_fit", "y_fit", "z_test", "y_test")
+    rows = (n_fit, n_fit, n_test, n_test)
+    for name, t, n in zip(names, given, rows, strict=True):
+        if not isinstance(t, Tensor) or t.dim() != 2 or t.shape[0] != n:
+            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(
+                f"activations: {name} must be a 2-D tensor with {n} rows "
+                f"(one per input), got {got}"
+            )
+    if given[0].shape[1] != given[2].shape[1] or given[1].shape[1] != given[3].shape[1]:
+        raise ValueError(
+            "activations: the fit and test tensors must have the same columns, "
+            f"got z {tuple(given[0].shape)} / {tuple(given[2].shape)} and "
+            f"y {tuple(given[1].shape)} / {tuple(given[3].shape)}"
+        )
+
+
 def seed_stability(fits: list[dict[int, Tensor]]) -> list[float]:
     """Stability of concept fits across seeds, one score per pair of seeds.
 
@@ -242,11 +268,17 @@ def _context(
     n_steps: int,
     baseline: str,
     heatmap_layer: nn.Module | str | None,
+    given: Sequence[Tensor] | None,
 ) -> ComparisonContext:
-    """Collect the activations and scores; keep ``n`` map inputs and masks."""
-    kw = {"pooling": cfg.pooling, "batch_size": batch_size}
-    z_fit, y_fit = collect_activations(model, module, fit_inputs, **kw)
-    z_test, y_test = collect_activations(model, module, test_inputs, **kw)
+    """Collect the activations and scores (unless ``given``); keep ``n`` map
+    inputs and masks."""
+    _check_given(given, len(fit_inputs), len(test_inputs))
+    if given is not None:
+        z_fit, y_fit, z_test, y_test = given
+    else:
+        kw = {"pooling": cfg.pooling, "batch_size": batch_size}
+        z_fit, y_fit = collect_activations(model, module, fit_inputs, **kw)
+        z_test, y_test = collect_activations(model, module, test_inputs, **kw)
     relevant = None
     if masks is not None:
         parts = (
@@ -283,6 +315,7 @@ def compare(
     heatmap_layer: nn.Module | str | None = None,
     extra_methods: Mapping[str, Any] | None = None,
     n_jobs: int | None = None,
+    activations: Sequence[Tensor] | None = None,
 ) -> ComparisonResult:
     r"""Compare explanation methods on one model, layer and data set.
 
@@ -293,8 +326,7 @@ def compare(
     Args:
         model (nn.Module): the classifier, returning ``(N, C)`` scores.
         layer (nn.Module or str): the explained layer.
-        fit_inputs, test_inputs (Tensor): images the concepts are fitted on;
-            held-out images.
+        fit_inputs, test_inputs (Tensor): the concepts' fit images; held-out ones.
         labels, masks (Tensor, optional): true classes ``(N,)`` and boolean
             part masks ``(N, P, H, W)`` of ``test_inputs`` (for localisation).
         relevant_parts (Sequence[int], optional): the parts the classes
@@ -305,8 +337,7 @@ def compare(
             and ``pooling`` apply to every concept method.
         seeds (Sequence[int], optional): one fit per concept method and
             seed (the table: mean ± sd). Default: (0,)
-        n_maps, n_steps (int, optional): test inputs that get maps (100),
-            deletion/insertion steps (20).
+        n_maps, n_steps (int, optional): test inputs with maps (100), curve steps (20).
         baseline (str, optional): of the curves, "blur" or "mean". Default: "blur"
         fitted (Mapping, optional): fitted concepts of the first seed,
             ``{method: {class: model}}``, e.g. ``{"SRAE": sa.sraes_}``.
@@ -316,12 +347,14 @@ def compare(
             methods (``fit(z, y, seed)``) and map methods (``(model, layer,
             x, target) -> maps``) by name, run after ``methods``
             (:mod:`~captum_srae.evaluation.compare.protocol`).
-        n_jobs (int, optional): worker processes for the built-in concept
-            methods' per-class fits (1: here, in order). Default: None
+        n_jobs (int, optional): processes for the concept fits. Default: None
+        activations (Sequence[Tensor], optional): ``(z_fit, y_fit, z_test,
+            y_test)`` at ``layer`` (``config.pooling``), if already collected:
+            skips two passes over the images. Default: None
 
     Returns:
-        *ComparisonResult*: the table; a peer or extra method that raises is
-        left out and its error kept in ``errors``.
+        *ComparisonResult*: the table (a method that raises is left out, its
+        error kept in ``errors``).
 
     Raises:
         ValueError, TypeError: on a bad argument, named (e.g. a peer
@@ -334,10 +367,9 @@ def compare(
     module = resolve_layer(model, layer)
     name = layer if isinstance(layer, str) else layer_name(model, layer)
     with _eval_mode(model):
-        ctx = _context(
-            model, module, fit_inputs, test_inputs, cfg, batch_size, labels, masks,
-            relevant_parts, min(n_maps, n), n_steps, baseline, heatmap_layer,
-        )  # fmt: skip
+        ctx = _context(model, module, fit_inputs, test_inputs, cfg, batch_size,
+            labels, masks, relevant_parts, min(n_maps, n), n_steps, baseline,
+            heatmap_layer, activations)  # fmt: skip
         _check_activations(ctx, list(specs), fitted or {})
         spatial = _spatial(specs, model, module, fit_inputs, cfg, batch_size, name)
         run = (cfg, seeds, fitted or {}, show_progress, name, spatial, n_jobs)

@@ -19,12 +19,14 @@ from captum_srae.evaluation.study import (
     QUICK_GRID,
     SyntheticProblem,
     TwoPartProblem,
+    axis_effect,
     bootstrap_ci,
     common_metrics,
     expand_grid,
     format_summary,
     load_results,
     paired_difference,
+    point_levels,
     run_study,
     summarize,
 )
@@ -449,6 +451,51 @@ def test_two_part_generator_moved_unchanged() -> None:
 
 
 # --------------------------------------------------------------------- CLI
+def test_point_levels_follow_expand_grid() -> None:
+    grid = {"hidden_sizes": [[16, 8], [4, 2]], "retune": {"off": {"retune_rounds": 1}}}
+    levels = point_levels(grid)
+    assert list(levels) == [p.name for p in expand_grid(grid)]
+    assert levels["hidden_sizes=[16,8],retune=off"] == {
+        "hidden_sizes": "[16,8]",
+        "retune": "off",
+    }
+
+
+def test_axis_effect_averages_over_the_other_axes_per_seed() -> None:
+    """metric = 1 + 0.5 [x=b] + 2 [y=2] + seed-specific offsets; x's effect
+    is 0.5 + (the x-by-y interaction on the y=2 points) / 2, by hand (y is
+    the axis alpha_pred)."""
+    grid = {"x": {"a": {"lr": 1e-3}, "b": {"lr": 2e-3}}, "alpha_pred": [1, 2]}
+    recs = []
+    for s, offset in enumerate([0.0, 0.3, -0.2, 0.9]):
+        for x in ("a", "b"):
+            for y in (1, 2):
+                inter = 0.2 * s if (x, y) == ("b", 2) else 0.0
+                m = 1 + 0.5 * (x == "b") + 2 * (y == 2) + offset + inter
+                recs.append(fake(f"x={x},alpha_pred={y}", s, m=m))
+    eff = axis_effect(recs, grid, "m", "x", "a", "b", n_boot=500)
+    per_seed = [0.5 + 0.1 * s for s in range(4)]
+    assert (eff.a, eff.b, eff.n, eff.n_dropped) == ("x=a", "x=b", 4, 0)
+    assert eff.mean == pytest.approx(float(np.mean(per_seed)))
+    assert per_seed[0] <= eff.low <= eff.mean <= eff.high <= per_seed[-1]
+    y_eff = axis_effect(recs, grid, "m", "alpha_pred", "2", "1")
+    assert y_eff.mean == pytest.approx(-2 - 0.1 * (0 + 1 + 2 + 3) / 4)
+    recs.append(fake("x=b,alpha_pred=1", 3, m=math.nan))  # seed 3 keeps a pair
+    eff = axis_effect(recs, grid, "m", "x", "a", "b")
+    assert (eff.n, eff.n_dropped) == (4, 1)
+    assert eff.mean == pytest.approx((0.5 + 0.6 + 0.7 + 1.1) / 4)
+    for args, match in [
+        (("m", "z", "a", "b"), "axis: 'z' is not an axis"),
+        (("m", "x", "a", "c"), "b: 'c' is not a level of x"),
+        (("m", "x", "a", "a"), "the same level"),
+        (("nope", "x", "a", "b"), "metric: no record"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            axis_effect(recs, grid, *args)
+    with pytest.raises(ValueError, match="1 seed"):
+        axis_effect(recs[:4], grid, "m", "x", "a", "b")
+
+
 def test_cli_runs_quick_grid_and_prints_the_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -472,6 +519,14 @@ def test_cli_runs_quick_grid_and_prints_the_table(
     printed = capsys.readouterr().out
     assert "| point | seeds | r2 | parts_separated |" in printed
     assert "r2: reconstruction=mse,pull_away=off - reconstruction=log" in printed
+    effect = [*summary[:7], "--effect", "pull_away", "off", "images", "--metric", "r2"]
+    assert main(effect) == 0
+    printed = capsys.readouterr().out
+    assert "r2: pull_away=images - pull_away=off = " in printed
+    assert "over 2 paired seeds" in printed
+    bad = [*summary[:7], "--effect", "pull_away", "off", "zz", "--metric", "r2"]
+    assert main(bad) == 2
+    assert "--effect: b: 'zz' is not a level of pull_away" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,17 @@ def _output_options(p: argparse.ArgumentParser) -> None:
         metavar=("A", "B"),
         help="also print B - A of --metric, paired by seed",
     )
-    p.add_argument("--metric", default=None, metavar="M", help="for --compare")
+    p.add_argument(
+        "--effect",
+        nargs=3,
+        default=None,
+        metavar=("AXIS", "A", "B"),
+        help="also print the effect of one grid axis on --metric: B - A, "
+        "paired by seed and by the other axes' levels",
+    )
+    p.add_argument(
+        "--metric", default=None, metavar="M", help="for --compare and --effect"
+    )
     p.add_argument(
         "--n-boot",
         type=positive_int,
@@ -133,6 +143,7 @@ _OPTIONS = {
     "metric": "--metric",
     "a": "--compare",
     "b": "--compare",
+    "axis": "--effect",
 }
 
 
@@ -201,14 +212,15 @@ def _fit(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _run(args: argparse.Namespace) -> int:
     from captum_srae.evaluation import study as S
 
-    if args.compare is not None and args.metric is None:
-        raise ValueError("--metric is required with --compare")
+    if (args.compare or args.effect) and args.metric is None:
+        raise ValueError("--metric is required with --compare and --effect")
     if args.summary_only:
         if not Path(args.out).is_file():
             raise FileNotFoundError(f"--out: no results file {args.out}")
-        _, records = _named("--out", lambda: S.load_results(args.out))
+        header, records = _named("--out", lambda: S.load_results(args.out))
+        grid = header["study"]["grid"]
     else:
-        records = _fit(args)
+        records, grid = _fit(args), _grid(args.grid)
     summary = _named(
         "--metrics",
         lambda: S.summarize(records, args.metrics, n_boot=args.n_boot),
@@ -220,8 +232,18 @@ def _run(args: argparse.Namespace) -> int:
             "--compare",
             lambda: S.paired_difference(records, args.metric, a, b, n_boot=args.n_boot),
         )
+    effect = None
+    if args.effect is not None:
+        axis, a, b = args.effect
+        try:  # its a/b are the levels of --effect, not --compare's points
+            effect = S.axis_effect(
+                records, grid, args.metric, axis, a, b, n_boot=args.n_boot
+            )
+        except ValueError as exc:
+            raise ValueError(f"--effect: {exc}") from None
     print(f"Study {args.out}: {len(records)} fits; mean [95 % bootstrap CI]")
     print(S.format_summary(summary), end="")
-    if diff is not None:
-        print(S.format_difference(diff))
+    for line in (diff, effect):
+        if line is not None:
+            print(S.format_difference(line))
     return 0

@@ -15,7 +15,9 @@ intervals.
   one JSON line per fit (:mod:`~captum_srae.evaluation.study.results`);
 - :mod:`~captum_srae.evaluation.study.bootstrap`: :func:`summarize` and
   :func:`paired_difference`, rendered by :func:`format_summary`;
-  :func:`plot_tradeoff` draws one metric against another.
+  :mod:`~captum_srae.evaluation.study.effects`: :func:`axis_effect`, one
+  axis's effect averaged over the others; :func:`plot_tradeoff` draws one
+  metric against another.
 
 ``captum-srae study`` runs it from the command line.
 
@@ -36,11 +38,13 @@ from captum_srae.evaluation.study.bootstrap import (
     paired_difference,
     summarize,
 )
+from captum_srae.evaluation.study.effects import axis_effect
 from captum_srae.evaluation.study.grid import (
     PAPER_GRID,
     QUICK_GRID,
     GridPoint,
     expand_grid,
+    point_levels,
 )
 from captum_srae.evaluation.study.parts import PartsProblem
 from captum_srae.evaluation.study.plot import plot_tradeoff
@@ -71,6 +75,7 @@ __all__ = [
     "StudyProblem",
     "SyntheticProblem",
     "TwoPartProblem",
+    "axis_effect",
     "bootstrap_ci",
     "common_metrics",
     "expand_grid",
@@ -79,6 +84,7 @@ __all__ = [
     "load_results",
     "paired_difference",
     "plot_tradeoff",
+    "point_levels",
     "positive_shares",
     "run_study",
     "summarize",

@@ -31,6 +31,7 @@ __all__ = [
     "canonical_grid",
     "expand_grid",
     "point_config",
+    "point_levels",
 ]
 
 Grid = Mapping[str, Sequence[Any] | Mapping[str, Mapping[str, Any]]]
@@ -174,6 +175,36 @@ def expand_grid(
         point_config(point, base, 0)
         points.append(point)
     return points
+
+
+def point_levels(grid: Grid) -> dict[str, dict[str, str]]:
+    """The level of every axis at every point of ``grid``.
+
+    Args:
+        grid (Mapping): a grid, as for :func:`expand_grid`.
+
+    Returns:
+        *dict[str, dict[str, str]]*: point name to ``{axis: level name}``, in
+        the order of :func:`expand_grid`.
+
+    Raises:
+        ValueError: as :func:`expand_grid` for a malformed grid.
+
+    Examples::
+
+        >>> point_levels({"alpha_pred": [1, 10]})["alpha_pred=10"]
+        {'alpha_pred': '10'}
+    """
+    if not isinstance(grid, Mapping) or not grid:
+        raise ValueError("grid must be a non-empty mapping of axes")
+    axes = [
+        (axis, [n for n, _ in _axis_levels(axis, spec)]) for axis, spec in grid.items()
+    ]
+    out = {}
+    for combo in itertools.product(*(levels for _, levels in axes)):
+        levels = dict(zip([axis for axis, _ in axes], combo, strict=True))
+        out[",".join(f"{k}={v}" for k, v in levels.items())] = levels
+    return out
 
 
 def point_config(point: GridPoint, base: Mapping[str, Any], seed: int) -> SRAEConfig:

@@ -514,8 +514,9 @@ def _evaluate(
 ) -> _Evaluation:
     """Held-out activations, the first ``n_maps`` heatmaps, :func:`evaluate_demo`."""
     with _timed(timings, "evaluation"):
-        z_fit, y_fit = _activations(model, fit_data.images)
-        z_test, y_test = _activations(model, test.images)
+        pooling = (explainer.config or DEMO_CONFIG).pooling
+        z_fit, y_fit = _activations(model, fit_data.images, pooling)
+        z_test, y_test = _activations(model, test.images, pooling)
         n_maps = min(run.n_maps, run.n_test)
         maps = {
             t: explainer.attribute(
@@ -565,9 +566,11 @@ def _compare(
     )
 
 
-def _activations(model: nn.Module, images: Tensor) -> tuple[Tensor, Tensor]:
-    """Average-pooled ``conv4`` activations and all class scores."""
-    return collect_activations(model, LAYER, images, batch_size=500)
+def _activations(
+    model: nn.Module, images: Tensor, pooling: str
+) -> tuple[Tensor, Tensor]:
+    """Pooled ``conv4`` activations (``pooling``) and all class scores."""
+    return collect_activations(model, LAYER, images, pooling=pooling, batch_size=500)
 
 
 def _summary(

@@ -277,8 +277,8 @@ def test_stability_pairs_of_seeds() -> None:
 
 
 def test_given_activations_are_used_as_collected(setup: dict[str, Any]) -> None:
-    """``activations=`` gives the same table as collecting them; the given
-    tensors are what is scored (doubled scores double nothing else)."""
+    """``activations=`` gives the same table as collecting them, and the
+    given tensors are what is scored (shuffled test scores ruin R²)."""
     model, fit, test = setup["model"], setup["fit"], setup["test"]
     z, y = collect_activations(model, "conv4", fit.images)
     zt, yt = collect_activations(model, "conv4", test.images)
@@ -306,8 +306,8 @@ def _zeros(*shapes: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
 @pytest.mark.parametrize(
     "given, match",
     [
-        (_zeros((96, 4)), "sequence"),
-        ("abcd", "z_fit"),
+        (_zeros((96, 4)), "4 tensors, got 1 items"),
+        ("abcd", "4 tensors, got str"),
         (_zeros((95, 4), (96, 4), (40, 4), (40, 4)), "z_fit.*96 rows"),
         (_zeros((96, 4), (96, 4), (40, 4), (40,)), "y_test"),
         (_zeros((96, 4), (96, 4), (40, 5), (40, 4)), "same columns"),

@@ -483,7 +483,11 @@ def test_axis_effect_averages_over_the_other_axes_per_seed() -> None:
     recs.append(fake("x=b,alpha_pred=1", 3, m=math.nan))  # seed 3 keeps a pair
     eff = axis_effect(recs, grid, "m", "x", "a", "b")
     assert (eff.n, eff.n_dropped) == (4, 1)
-    assert eff.mean == pytest.approx((0.5 + 0.6 + 0.7 + 1.1) / 4)
+    # per combination first: alpha_pred=1 has 0.5 on seeds 0-2, alpha_pred=2
+    # 0.5 + 0.2 s on seeds 0-3; the missing pair does not shift seed 3 up
+    assert eff.mean == pytest.approx((0.5 + (0.5 + 0.3)) / 2)
+    with pytest.raises(ValueError, match="grid: no record is at a point"):
+        axis_effect(recs, {"lr": [1, 2]}, "m", "lr", "1", "2")
     for args, match in [
         (("m", "z", "a", "b"), "axis: 'z' is not an axis"),
         (("m", "x", "a", "c"), "b: 'c' is not a level of x"),
@@ -527,6 +531,9 @@ def test_cli_runs_quick_grid_and_prints_the_table(
     bad = [*summary[:7], "--effect", "pull_away", "off", "zz", "--metric", "r2"]
     assert main(bad) == 2
     assert "--effect: b: 'zz' is not a level of pull_away" in capsys.readouterr().err
+    bad = [*summary[:7], "--effect", "pull_away", "off", "images", "--metric", "zz"]
+    assert main(bad) == 2
+    assert "error: --metric: no record has 'zz'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -543,6 +543,8 @@ def _compare(
     """The comparison of every method on the demo's data, reusing its XNNs
     and activations (with the fast peer methods when the ``peers`` extra is
     installed)."""
+    own = DEFAULT_METHODS if mode.compare_methods is None else mode.compare_methods
+    methods = [*own, *installed_peer_methods(DEMO_PEER_METHODS)]
     return compare(
         model,
         LAYER,
@@ -555,14 +557,11 @@ def _compare(
         seeds=(seed,),
         n_maps=min(mode.compare_maps, len(test)),
         n_steps=mode.compare_steps,
-        fitted={"SRAE": explainer.sraes_},
+        fitted={"SRAE": explainer.sraes_} if "SRAE" in methods else None,
         show_progress=show_progress,
         heatmap_layer=PARTS_HEATMAP_LAYER,
         activations=(*state.fit_activations, state.z_test, state.y_test),
-        methods=[
-            *(mode.compare_methods or DEFAULT_METHODS),
-            *installed_peer_methods(DEMO_PEER_METHODS),
-        ],
+        methods=methods,
     )
 
 

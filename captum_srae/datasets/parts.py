@@ -54,10 +54,11 @@ probability 0.6 whatever the class."""
 
 PARTS_CHUNK = 1024
 """Images :func:`make_parts_dataset` draws together, each chunk from its own
-generator: the first ``k`` images of ``make_parts_dataset(n)`` are the first
-``k`` of ``make_parts_dataset(m)`` for every ``n, m >= k`` where ``m`` is
-``n`` or a multiple of ``PARTS_CHUNK``, so a prefix of a large set can be
-drawn without drawing the rest."""
+generator (a partial last chunk draws other images than a full one): the
+first ``k`` images of ``make_parts_dataset(n)`` and ``make_parts_dataset(m)``
+are the same when ``n == m`` or both are at least ``k`` rounded up to a
+multiple of ``PARTS_CHUNK``, so a prefix of a large set can be drawn without
+drawing the rest."""
 _CHUNK = PARTS_CHUNK
 
 

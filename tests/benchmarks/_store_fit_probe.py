@@ -76,6 +76,9 @@ def fit(folder: str, device: str = "cpu") -> dict:
 
     threading.Thread(target=watch, daemon=True).start()
     store = ActivationStore(folder)
+    if torch.device(device).type == "cuda":  # CUDA's start-up is not timed
+        torch.zeros(1, device=device)
+        torch.cuda.synchronize()
     start = time.perf_counter()
     _, history = fit_srae(
         store, config=SRAEConfig(), show_progress=False, device=device

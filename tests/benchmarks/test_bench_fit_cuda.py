@@ -81,7 +81,7 @@ def unseen_r2(srae, z: torch.Tensor, y: torch.Tensor) -> float:
 
 def device_info(benchmark) -> None:
     cuda = torch.device(DEVICE).type == "cuda"
-    name = torch.cuda.get_device_name(0) if cuda else "cpu"
+    name = torch.cuda.get_device_name(torch.device(DEVICE)) if cuda else "cpu"
     benchmark.extra_info.update(device=name, torch=torch.__version__)
 
 

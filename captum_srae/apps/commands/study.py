@@ -143,7 +143,6 @@ _OPTIONS = {
     "metric": "--metric",
     "a": "--compare",
     "b": "--compare",
-    "axis": "--effect",
 }
 
 
@@ -218,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
         if not Path(args.out).is_file():
             raise FileNotFoundError(f"--out: no results file {args.out}")
         header, records = _named("--out", lambda: S.load_results(args.out))
-        grid = header["study"]["grid"]
+        grid = header["study"].get("grid")
     else:
         records, grid = _fit(args), _grid(args.grid)
     summary = _named(
@@ -235,12 +234,17 @@ def _run(args: argparse.Namespace) -> int:
     effect = None
     if args.effect is not None:
         axis, a, b = args.effect
+        if not isinstance(grid, dict):
+            raise ValueError(f"--out: {args.out} records no grid for --effect")
         try:  # its a/b are the levels of --effect, not --compare's points
             effect = S.axis_effect(
                 records, grid, args.metric, axis, a, b, n_boot=args.n_boot
             )
-        except ValueError as exc:
-            raise ValueError(f"--effect: {exc}") from None
+        except (ValueError, TypeError) as exc:
+            text = str(exc)
+            if text.startswith("metric:"):
+                raise ValueError("--metric" + text[len("metric") :]) from None
+            raise ValueError(f"--effect: {text}") from None
     print(f"Study {args.out}: {len(records)} fits; mean [95 % bootstrap CI]")
     print(S.format_summary(summary), end="")
     for line in (diff, effect):

@@ -194,10 +194,11 @@ def _check_given(given: Any, n_fit: int, n_test: int) -> None:
     """``activations``: four tensors, 2-D, one row per fit / test input."""
     if given is None:
         return
-    if not isinstance(given, Sequence) or len(given) != 4:
+    if not isinstance(given, (list, tuple)) or len(given) != 4:
+        got = f"{len(given)} items" if isinstance(given, (list, tuple)) else given
         raise TypeError(
-            "activations must be a sequence (z_fit, y_fit, z_test, y_test) of "
-            f"4 tensors, got {type(given).__name__}"
+            "activations must be a tuple (z_fit, y_fit, z_test, y_test) of "
+            f"4 tensors, got {type(given).__name__ if got is given else got}"
         )
     names = ("z_fit", "y_fit", "z_test", "y_test")
     rows = (n_fit, n_fit, n_test, n_test)
@@ -347,29 +348,29 @@ def compare(
             methods (``fit(z, y, seed)``) and map methods (``(model, layer,
             x, target) -> maps``) by name, run after ``methods``
             (:mod:`~captum_srae.evaluation.compare.protocol`).
-        n_jobs (int, optional): processes for the concept fits. Default: None
+        n_jobs (int, optional): worker processes for the built-in concept
+            methods' per-class fits (1: here, in order). Default: None
         activations (Sequence[Tensor], optional): ``(z_fit, y_fit, z_test,
-            y_test)`` at ``layer`` (``config.pooling``), if already collected:
-            skips two passes over the images. Default: None
+            y_test)`` at ``layer`` (``config.pooling``; ``y`` every class's
+            scores), if already collected: skips two passes. Default: None
 
     Returns:
-        *ComparisonResult*: the table (a method that raises is left out, its
-        error kept in ``errors``).
+        *ComparisonResult*: the table; a peer or extra method that raises is
+        left out and its error kept in ``errors``.
 
     Raises:
         ValueError, TypeError: on a bad argument, named (e.g. a peer
             without the ``peers`` extra, DFF on a non-spatial layer).
     """
-    n = int(test_inputs.shape[0])
     cfg = config if config is not None else SRAEConfig()
     specs = _methods(methods, extra_methods, cfg.n_concepts)
-    _check(seeds, n_maps, masks, n, labels, relevant_parts, n_jobs)
+    _check(seeds, n_maps, masks, len(test_inputs), labels, relevant_parts, n_jobs)
     module = resolve_layer(model, layer)
     name = layer if isinstance(layer, str) else layer_name(model, layer)
     with _eval_mode(model):
         ctx = _context(model, module, fit_inputs, test_inputs, cfg, batch_size,
-            labels, masks, relevant_parts, min(n_maps, n), n_steps, baseline,
-            heatmap_layer, activations)  # fmt: skip
+            labels, masks, relevant_parts, min(n_maps, len(test_inputs)),
+            n_steps, baseline, heatmap_layer, activations)  # fmt: skip
         _check_activations(ctx, list(specs), fitted or {})
         spatial = _spatial(specs, model, module, fit_inputs, cfg, batch_size, name)
         run = (cfg, seeds, fitted or {}, show_progress, name, spatial, n_jobs)

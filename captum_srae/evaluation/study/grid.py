@@ -196,7 +196,8 @@ def point_levels(grid: Grid) -> dict[str, dict[str, str]]:
         {'alpha_pred': '10'}
     """
     if not isinstance(grid, Mapping) or not grid:
-        raise ValueError("grid must be a non-empty mapping of axes")
+        got = "an empty mapping" if isinstance(grid, Mapping) else type(grid).__name__
+        raise ValueError(f"grid must be a non-empty mapping of axes, got {got}")
     axes = [
         (axis, [n for n, _ in _axis_levels(axis, spec)]) for axis, spec in grid.items()
     ]

@@ -194,12 +194,11 @@ def _check_given(given: Any, n_fit: int, n_test: int) -> None:
     """``activations``: four tensors, 2-D, one row per fit / test input."""
     if given is None:
         return
-    if not isinstance(given, (list, tuple)) or len(given) != 4:
-        got = f"{len(given)} items" if isinstance(given, (list, tuple)) else given
-        raise TypeError(
-            "activations must be a tuple (z_fit, y_fit, z_test, y_test) of "
-            f"4 tensors, got {type(given).__name__ if got is given else got}"
-        )
+    what = "activations must be a tuple (z_fit, y_fit, z_test, y_test) of 4 tensors"
+    if not isinstance(given, (list, tuple)):
+        raise TypeError(f"{what}, got {type(given).__name__}")
+    if len(given) != 4:
+        raise TypeError(f"{what}, got {len(given)} items")
     names = ("z_fit", "y_fit", "z_test", "y_test")
     rows = (n_fit, n_fit, n_test, n_test)
     for name, t, n in zip(names, given, rows, strict=True):

@@ -18,16 +18,15 @@ not counted. No assertion is about time::
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import sys
 
 import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+from _bench_env import env_ints, store_fit  # noqa: E402
 from helpers import three_factor_problem  # noqa: E402
 
 from captum_srae import SRAEConfig, fit_srae  # noqa: E402
@@ -43,20 +42,9 @@ pytestmark = pytest.mark.skipif(
 ROWS = int(os.environ.get("CAPTUM_SRAE_BENCH_FIT_ROWS", "20000"))
 DIM = int(os.environ.get("CAPTUM_SRAE_BENCH_FIT_DIM", "512"))
 TEST_ROWS = int(os.environ.get("CAPTUM_SRAE_BENCH_TEST_ROWS", "4000"))
-NS = [
-    int(n)
-    for n in os.environ.get(
-        "CAPTUM_SRAE_BENCH_SCALING_NS", "5000,20000,80000,320000"
-    ).split(",")
-    if n
-]
-STORE_ROWS = [
-    int(n)
-    for n in os.environ.get("CAPTUM_SRAE_BENCH_CUDA_STORE_ROWS", "200000").split(",")
-    if n and int(n) > 0
-]
+NS = env_ints("CAPTUM_SRAE_BENCH_SCALING_NS", "5000,20000,80000,320000")
+STORE_ROWS = env_ints("CAPTUM_SRAE_BENCH_CUDA_STORE_ROWS", "200000")
 STORE_DIM = int(os.environ.get("CAPTUM_SRAE_BENCH_STORE_DIM", "2048"))
-PROBE = os.path.join(os.path.dirname(__file__), "_store_fit_probe.py")
 
 
 def synchronize() -> None:
@@ -139,28 +127,9 @@ def test_g_fit_time_vs_n_cuda(benchmark, n) -> None:
     )
 
 
-def probe(*args: str) -> dict:
-    """Run the store probe in a fresh process; its JSON line."""
-    out = subprocess.run(
-        [sys.executable, PROBE, *args], check=True, capture_output=True, text=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize("n", STORE_ROWS)
 @pytest.mark.benchmark(group=f"g: CUDA default fit from a store, N x {STORE_DIM}")
 def test_g_store_fit_cuda(benchmark, n, tmp_path) -> None:
-    folder = tmp_path / "acts"
-    probe("write", str(n), str(STORE_DIM), str(folder))  # not timed
-    result: dict = {}
-    try:
-        benchmark.pedantic(
-            lambda: result.update(probe("fit", str(folder), DEVICE)),
-            rounds=1,
-            iterations=1,
-        )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    result = store_fit(benchmark, n, STORE_DIM, tmp_path, DEVICE)
     device_info(benchmark)
-    benchmark.extra_info.update(result)
     assert result["rows"] == n and result["dim"] == STORE_DIM

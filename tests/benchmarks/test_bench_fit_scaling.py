@@ -18,19 +18,15 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+from _bench_env import env_ints  # noqa: E402
 from helpers import three_factor_problem  # noqa: E402
 
 from captum_srae import SRAEConfig, fit_srae  # noqa: E402
 
 THREADS = 2
 DIM = int(os.environ.get("CAPTUM_SRAE_BENCH_FIT_DIM", "512"))
-NS = [
-    int(n)
-    for n in os.environ.get(
-        "CAPTUM_SRAE_BENCH_SCALING_NS", "5000,20000,80000,320000"
-    ).split(",")
-    if n
-]
+NS = env_ints("CAPTUM_SRAE_BENCH_SCALING_NS", "5000,20000,80000,320000")
 
 
 @pytest.mark.parametrize("n", NS)

@@ -18,46 +18,25 @@ file cache.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 import sys
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _bench_env import env_ints, store_fit  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("CAPTUM_SRAE_BENCH_STORE") != "1",
     reason="set CAPTUM_SRAE_BENCH_STORE=1 (writes a 1.6 GB store)",
 )
 
-ROWS = [
-    int(n)
-    for n in os.environ.get("CAPTUM_SRAE_BENCH_STORE_ROWS", "50000,200000").split(",")
-]
+ROWS = env_ints("CAPTUM_SRAE_BENCH_STORE_ROWS", "50000,200000")
 DIM = int(os.environ.get("CAPTUM_SRAE_BENCH_STORE_DIM", "2048"))
-PROBE = os.path.join(os.path.dirname(__file__), "_store_fit_probe.py")
-
-
-def probe(*args: str) -> dict:
-    """Run the probe script in a fresh process; its JSON line."""
-    out = subprocess.run(
-        [sys.executable, PROBE, *args], check=True, capture_output=True, text=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("n", ROWS)
 @pytest.mark.benchmark(group=f"f: default fit from a store, N x {DIM}")
 def test_f_default_fit_from_store(benchmark, n, tmp_path) -> None:
-    folder = tmp_path / "acts"
-    probe("write", str(n), str(DIM), str(folder))  # not timed
-    result: dict = {}
-    try:
-        benchmark.pedantic(
-            lambda: result.update(probe("fit", str(folder))), rounds=1, iterations=1
-        )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    benchmark.extra_info.update(result)
+    result = store_fit(benchmark, n, DIM, tmp_path)
     assert result["rows"] == n and result["dim"] == DIM

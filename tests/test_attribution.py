@@ -303,12 +303,36 @@ def test_fit_attributes_and_forms_of_data(vgg, data, no_hooks) -> None:
         per_class=False,
     )
     assert not shared.per_class_ and shared.sraes_[0] is shared.sraes_[2]
+    assert shared.fit_activations_ is None and sa.fit_activations_ is None
     assert shared.sraes_[0].n_outputs == 2
     ex = shared.explain(x[:3], target=2)
     torch.testing.assert_close(ex.xnn_score, ex.contributions.sum(1) + ex.bias)
     torch.testing.assert_close(ex.model_score, net(x[:3])[:, 2].detach())
     torch.testing.assert_close(ex.weights[0], shared.sraes_[2].weight[1].detach())
     assert no_hooks(net)
+
+
+def test_keep_activations_are_the_pooled_layer_and_the_fitted_scores(
+    vgg, data
+) -> None:
+    net, _ = vgg
+    x, _ = data
+    sa = fit_quietly(
+        SRAEAttribution(net, "relu4", config=CFG),
+        x[:100],
+        target=[2, 0],
+        keep_activations=True,
+        batch_size=30,
+    )
+    z, y = sa.fit_activations_
+    with torch.no_grad():  # the oracle: the layer by hand, then avg pooling
+        h = net[:11](x[:100])  # up to and including relu4
+        scores = net(x[:100])
+    assert h.shape == (100, 32, 8, 8)
+    torch.testing.assert_close(z, h.mean((2, 3)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(y, scores[:, [2, 0]], atol=1e-5, rtol=1e-5)
+    with pytest.raises(TypeError, match="keep_activations must be a bool"):
+        sa.fit(x[:10], target=0, keep_activations=1)
 
 
 def test_resnet18_end_to_end(data, no_hooks) -> None:

@@ -494,7 +494,13 @@ def _explain(
         config=run.srae_config.replace(seed=seed),
     )
     with _timed(timings, "fit"):
-        explainer.fit(fit_data.images, all_targets=True, show_progress=show_progress)
+        explainer.fit(
+            fit_data.images,
+            all_targets=True,
+            show_progress=show_progress,
+            batch_size=500,
+            keep_activations=True,  # for the baselines: no second pass
+        )
     state = _evaluate(explainer, model, fit_data, test, run, timings)
     if run.compare_maps:
         with _timed(timings, "comparison"):
@@ -515,7 +521,10 @@ def _evaluate(
     """Held-out activations, the first ``n_maps`` heatmaps, :func:`evaluate_demo`."""
     with _timed(timings, "evaluation"):
         pooling = (explainer.config or DEMO_CONFIG).pooling
-        z_fit, y_fit = _activations(model, fit_data.images, pooling)
+        if explainer.fit_activations_ is not None:  # every class, from fit
+            z_fit, y_fit = explainer.fit_activations_
+        else:
+            z_fit, y_fit = _activations(model, fit_data.images, pooling)
         z_test, y_test = _activations(model, test.images, pooling)
         n_maps = min(run.n_maps, run.n_test)
         maps = {

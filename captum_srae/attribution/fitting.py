@@ -19,7 +19,7 @@ import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
@@ -30,7 +30,25 @@ from captum_srae.core.config import SRAEConfig
 from captum_srae.training import TrainingHistory, fit_srae
 from captum_srae.training.jobs import run_jobs, will_fork
 
-__all__ = ["fit_targets", "fit_xnns"]
+__all__ = ["FitResult", "fit_targets", "fit_xnns"]
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit_xnns` returns.
+
+    Attributes:
+        fitted (FittedXNNs): the fitted state.
+        histories (dict[int, TrainingHistory]): the training history of each
+            class.
+        z (Tensor): the pooled activations ``(N, D)`` the XNNs were fitted on.
+        y (Tensor): the scores ``(N, len(targets))`` of the fitted classes,
+            one column per class in the order of ``fitted.targets``.
+    """
+
+    fitted: FittedXNNs
+    histories: dict[int, TrainingHistory]
+    z: Tensor
+    y: Tensor
 
 
 def fit_targets(
@@ -199,7 +217,7 @@ def fit_xnns(
     show_progress: bool = True,
     additional_forward_args: Any = None,
     n_jobs: int | None = None,
-) -> tuple[FittedXNNs, dict[int, TrainingHistory]]:
+) -> FitResult:
     """Collect the layer's activations over ``data`` and fit the XNN(s).
 
     See :meth:`SRAEAttribution.fit`, whose arguments these are. The model
@@ -224,8 +242,8 @@ def fit_xnns(
             Default: None (one per usable CPU)
 
     Returns:
-        *tuple[FittedXNNs, dict[int, TrainingHistory]]*: the fitted state and
-        the training history of each class.
+        *FitResult*: the fitted state, the training history of each class,
+        and the activations and scores the fits were trained on.
 
     Raises:
         ValueError: if ``target`` repeats a class, or is None on a model with
@@ -265,4 +283,4 @@ def fit_xnns(
         n_outputs=out_shape[0] if len(out_shape) == 1 else None,
         layer_name=layer_name(model, layer),
     )
-    return fitted, histories
+    return FitResult(fitted, histories, z, y)

@@ -63,7 +63,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
     An estimator: ``__init__`` only stores its arguments, :meth:`fit` fits the
     explanation network(s) and sets ``sraes_``, ``history_``, ``targets_``,
     ``per_class_``, ``layer_shape_``, ``n_outputs_``, ``n_concepts_``,
-    ``layer_name_`` (reading one before raises :class:`NotFittedError`);
+    ``layer_name_`` (reading one before raises :class:`NotFittedError`) and
+    ``fit_activations_`` (with ``keep_activations=True``);
     :meth:`attribute` then returns maps ``(N, n_concepts, H, W)``, or the
     class-level map ``(N, 1, H, W)`` with ``output="class"``.
 
@@ -153,6 +154,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         self.config = config
         self.early_exit = early_exit
         self._fitted: FittedXNNs | None = None
+        self.fit_activations_: tuple[Tensor, Tensor] | None = None
 
     @classmethod
     def get_name(cls) -> str:
@@ -244,6 +246,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         show_progress: bool = True,
         additional_forward_args: Any = None,
         n_jobs: int | None = None,
+        keep_activations: bool = False,
     ) -> SRAEAttribution:
         r"""Collect the layer's activations over ``data`` and fit the XNN(s).
 
@@ -271,6 +274,13 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 each, so ``k`` classes cost about ``k / n_jobs`` fits); 1
                 fits them here, one after the other. Default: None (one per
                 usable CPU)
+            keep_activations (bool, optional): keep the pooled activations
+                ``(N, D)`` and the scores ``(N, len(targets_))`` the XNNs
+                were fitted on as ``fit_activations_``, so that baselines or
+                :func:`~captum_srae.evaluation.compare.compare` (its
+                ``activations``) can use them without another pass over
+                ``data``; otherwise ``fit_activations_`` is None.
+                Default: False
 
         Returns:
             *SRAEAttribution*: ``self``, fitted (see the class).
@@ -295,9 +305,13 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         if not isinstance(model, nn.Module):
             raise TypeError("fit needs forward_func to be an nn.Module")
         resolve_n_jobs(n_jobs, 1)  # a bad n_jobs fails before any forward pass
+        if not isinstance(keep_activations, bool):
+            raise TypeError(
+                f"keep_activations must be a bool, got {keep_activations!r}"
+            )
         check_sequences(data, "data")
         check_token_ids(model, data[0] if isinstance(data, tuple) else data, "data")
-        fitted, history = fit_xnns(
+        result = fit_xnns(
             model,
             self._layers()[0],
             data,
@@ -310,7 +324,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             additional_forward_args=additional_forward_args,
             n_jobs=n_jobs,
         )
-        self._set_fitted(fitted, history)
+        self._set_fitted(result.fitted, result.histories)
+        self.fit_activations_ = (result.z, result.y) if keep_activations else None
         return self
 
     @classmethod

@@ -312,9 +312,7 @@ def test_fit_attributes_and_forms_of_data(vgg, data, no_hooks) -> None:
     assert no_hooks(net)
 
 
-def test_keep_activations_are_the_pooled_layer_and_the_fitted_scores(
-    vgg, data
-) -> None:
+def test_keep_activations_are_the_pooled_layer_and_the_fitted_scores(vgg, data) -> None:
     net, _ = vgg
     x, _ = data
     sa = fit_quietly(
@@ -324,6 +322,7 @@ def test_keep_activations_are_the_pooled_layer_and_the_fitted_scores(
         keep_activations=True,
         batch_size=30,
     )
+    assert sa.targets_ == [2, 0]  # the columns of y follow targets_
     z, y = sa.fit_activations_
     with torch.no_grad():  # the oracle: the layer by hand, then avg pooling
         h = net[:11](x[:100])  # up to and including relu4
@@ -333,6 +332,10 @@ def test_keep_activations_are_the_pooled_layer_and_the_fitted_scores(
     torch.testing.assert_close(y, scores[:, [2, 0]], atol=1e-5, rtol=1e-5)
     with pytest.raises(TypeError, match="keep_activations must be a bool"):
         sa.fit(x[:10], target=0, keep_activations=1)
+    assert sa.fit_activations_ is not None  # a refused fit changes nothing
+    assert fit_quietly(sa, x[:60], target=1).fit_activations_ is None
+    with pytest.raises(NotFittedError):
+        _ = SRAEAttribution(net, "relu4").fit_activations_
 
 
 def test_resnet18_end_to_end(data, no_hooks) -> None:

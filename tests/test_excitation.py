@@ -259,3 +259,22 @@ def test_excitation_needs_traceable_module_for_lower_layers() -> None:
     assert maps[0].sum((1, 2)).max() > 0.99  # not an all-zero map
     with pytest.raises(TypeError, match="torch.fx"):
         excitation_maps(net, net.relu, srae, (x,), heatmap_layer=net.conv)
+
+
+def test_excitation_traces_the_parts_cnn_to_a_lower_block(small_config) -> None:
+    from captum_srae.datasets.models import PartsCNN
+
+    torch.manual_seed(0)
+    net = PartsCNN(width=4).eval()  # its forward lays x out channels-last
+    traced = torch.fx.symbolic_trace(net)
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(traced(x), net(x))
+    srae = SRAE(16, 1, small_config).eval()
+    with torch.no_grad():
+        for m in srae.encoder:
+            if isinstance(m, nn.Linear):
+                m.weight.abs_()  # every unit receives mass
+    maps = excitation_maps(net, net.conv4, srae, (x,), heatmap_layer=net.conv3)
+    assert maps.shape == (2, small_config.n_concepts, 4, 4) and (maps >= 0).all()
+    assert torch.all(maps.sum((2, 3)) <= 1 + 1e-4)
+    assert maps.sum((2, 3)).min() > 0.5  # mass reaches conv3 through conv4

@@ -521,10 +521,10 @@ def _evaluate(
     """Held-out activations, the first ``n_maps`` heatmaps, :func:`evaluate_demo`."""
     with _timed(timings, "evaluation"):
         pooling = (explainer.config or DEMO_CONFIG).pooling
-        if explainer.fit_activations_ is not None:  # every class, from fit
-            z_fit, y_fit = explainer.fit_activations_
-        else:
-            z_fit, y_fit = _activations(model, fit_data.images, pooling)
+        fit_activations = explainer.fit_activations_
+        if fit_activations is None:
+            raise ValueError("the demo's explainer must keep its activations")
+        z_fit, y_fit = fit_activations  # every class (all_targets=True)
         z_test, y_test = _activations(model, test.images, pooling)
         n_maps = min(run.n_maps, run.n_test)
         maps = {

@@ -29,6 +29,7 @@ from captum_srae.attribution.fitted import FittedXNNs
 from captum_srae.core.config import SRAEConfig
 from captum_srae.training import TrainingHistory, fit_srae
 from captum_srae.training.jobs import run_jobs, will_fork
+from captum_srae.utils.validation import check_bool
 
 __all__ = ["FitResult", "fit_targets", "fit_xnns"]
 
@@ -69,8 +70,7 @@ def fit_targets(
         ValueError: if ``target`` is empty or repeats a class, or is given
             together with ``all_targets=True``.
     """
-    if not isinstance(all_targets, bool):
-        raise TypeError(f"all_targets must be a bool, got {all_targets!r}")
+    check_bool(all_targets, "all_targets")
     if all_targets:
         if target is not None:
             raise ValueError(

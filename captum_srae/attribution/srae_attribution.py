@@ -49,6 +49,7 @@ from captum_srae.utils.captum_compat import (
     format_output,
     is_tuple,
 )
+from captum_srae.utils.validation import check_bool
 
 __all__ = ["NotFittedError", "SRAEAttribution", "SRAEExplanation"]
 
@@ -63,8 +64,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
     An estimator: ``__init__`` only stores its arguments, :meth:`fit` fits the
     explanation network(s) and sets ``sraes_``, ``history_``, ``targets_``,
     ``per_class_``, ``layer_shape_``, ``n_outputs_``, ``n_concepts_``,
-    ``layer_name_`` (reading one before raises :class:`NotFittedError`) and
-    ``fit_activations_`` (with ``keep_activations=True``);
+    ``layer_name_`` and ``fit_activations_`` (reading one before raises
+    :class:`NotFittedError`);
     :meth:`attribute` then returns maps ``(N, n_concepts, H, W)``, or the
     class-level map ``(N, 1, H, W)`` with ``output="class"``.
 
@@ -146,15 +147,14 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             raise TypeError(
                 f"config must be an SRAEConfig or None, got {type(config).__name__}"
             )
-        if not isinstance(early_exit, bool):
-            raise TypeError(f"early_exit must be a bool, got {early_exit!r}")
+        check_bool(early_exit, "early_exit")
         LayerAttribution.__init__(self, forward_func, layer, device_ids)  # type: ignore[arg-type]
         GradientAttribution.__init__(self, forward_func)
         self.heatmap_layer = heatmap_layer
         self.config = config
         self.early_exit = early_exit
         self._fitted: FittedXNNs | None = None
-        self.fit_activations_: tuple[Tensor, Tensor] | None = None
+        self._fit_activations: tuple[Tensor, Tensor] | None = None
 
     @classmethod
     def get_name(cls) -> str:
@@ -274,20 +274,16 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 each, so ``k`` classes cost about ``k / n_jobs`` fits); 1
                 fits them here, one after the other. Default: None (one per
                 usable CPU)
-            keep_activations (bool, optional): keep the pooled activations
-                ``(N, D)`` and the scores ``(N, len(targets_))`` the XNNs
-                were fitted on as ``fit_activations_``, so that baselines or
-                :func:`~captum_srae.evaluation.compare.compare` (its
-                ``activations``) can use them without another pass over
-                ``data``; otherwise ``fit_activations_`` is None.
-                Default: False
+            keep_activations (bool, optional): keep the activations and
+                scores the XNNs were fitted on as ``fit_activations_`` (on
+                CPU, for the explainer's lifetime; not saved). Default: False
 
         Returns:
             *SRAEAttribution*: ``self``, fitted (see the class).
 
         Raises:
-            TypeError: if ``forward_func`` is not an ``nn.Module`` or a class
-                is not an int.
+            TypeError: if ``forward_func`` is not an ``nn.Module``, a class
+                is not an int or ``keep_activations`` not a bool.
             ValueError: if ``target`` repeats a class, or is None on a model
                 with several outputs without ``all_targets=True`` (raised on
                 the first batch, before any fit); for token ids outside the
@@ -301,16 +297,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             >>> sa.fit(loader, target=[0, 3])             # two XNNs
             >>> sa.fit(loader, all_targets=True)          # every output
         """
-        model = self.forward_func
-        if not isinstance(model, nn.Module):
-            raise TypeError("fit needs forward_func to be an nn.Module")
-        resolve_n_jobs(n_jobs, 1)  # a bad n_jobs fails before any forward pass
-        if not isinstance(keep_activations, bool):
-            raise TypeError(
-                f"keep_activations must be a bool, got {keep_activations!r}"
-            )
-        check_sequences(data, "data")
-        check_token_ids(model, data[0] if isinstance(data, tuple) else data, "data")
+        model = self._check_fit(data, n_jobs, keep_activations)
         result = fit_xnns(
             model,
             self._layers()[0],
@@ -325,8 +312,30 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             n_jobs=n_jobs,
         )
         self._set_fitted(result.fitted, result.histories)
-        self.fit_activations_ = (result.z, result.y) if keep_activations else None
+        self._fit_activations = (result.z, result.y) if keep_activations else None
         return self
+
+    def _check_fit(self, data: Any, n_jobs: Any, keep_activations: Any) -> nn.Module:
+        """The model, after the checks ``fit`` makes before any forward pass."""
+        model = self.forward_func
+        if not isinstance(model, nn.Module):
+            raise TypeError("fit needs forward_func to be an nn.Module")
+        resolve_n_jobs(n_jobs, 1)
+        check_bool(keep_activations, "keep_activations")
+        check_sequences(data, "data")
+        check_token_ids(model, data[0] if isinstance(data, tuple) else data, "data")
+        return model
+
+    @property
+    def fit_activations_(self) -> tuple[Tensor, Tensor] | None:
+        """Fitted: the pooled activations ``(N, D)`` and the scores
+        ``(N, len(targets_))`` (one column per class of ``targets_``) of the
+        last ``fit``, with ``keep_activations=True``; None otherwise, and
+        after :meth:`load` or :meth:`from_sraes`. With every class's scores
+        (``all_targets=True``) they are
+        :func:`~captum_srae.evaluation.compare.compare`'s ``z_fit, y_fit``."""
+        self._state()
+        return self._fit_activations
 
     @classmethod
     def from_sraes(

@@ -86,6 +86,24 @@ def activations_and_scores(z: Any, y: Any) -> tuple[Tensor, Tensor]:
     return z_t, y_t
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is a ``bool``.
+
+    Args:
+        value (Any): the argument.
+        name (str): its name, for the error message.
+
+    Returns:
+        *bool*: ``value``.
+
+    Raises:
+        TypeError: if ``value`` is not a ``bool`` (``0`` and ``1`` included).
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
 def check_int(value: Any, name: str, *, minimum: int | None = 1) -> int:
     """``value`` as an ``int`` of at least ``minimum`` (``bool`` is refused).
 

@@ -276,10 +276,11 @@ def test_demo_summary(demo: tuple[dict[str, Any], Path]) -> None:
 def test_demo_quality(demo: tuple[dict[str, Any], Path]) -> None:
     summary = demo[0]
     # measured (seed 0, 0.2 CNN and library defaults, per-class fits in
-    # one-thread workers): CNN 95.8 %, agreement 99.2-99.3 %, R² 0.9945-0.9983
-    # per class (the lowest is class 3: 0.99495 before the channels-last
-    # CNN, 0.9945 after): the target (R² >= 0.995) is a property over
-    # seeds, this bound a regression check
+    # one-thread workers): with the CNN cached before the channels-last
+    # layout, CNN 95.8 %, agreement 99.2-99.3 %, R² 0.9945-0.9983 per class;
+    # with a CNN trained fresh (as here) 95.7 %, 99.3 %, R² 0.9970-0.9978: the
+    # issue's target (R² >= 0.995) is a property over seeds, this bound a
+    # regression check
     assert summary["cnn"]["test_accuracy"] >= 0.92
     assert summary["agreement"] >= 0.98
     n = summary["data"]["n_test"]

@@ -278,7 +278,7 @@ def test_demo_quality(demo: tuple[dict[str, Any], Path]) -> None:
     # measured (seed 0, 0.2 CNN and library defaults, per-class fits in
     # one-thread workers): with the CNN cached before the channels-last
     # layout, CNN 95.8 %, agreement 99.2-99.3 %, R² 0.9945-0.9983 per class;
-    # with a CNN trained fresh (as here) 95.7 %, 99.3 %, R² 0.9970-0.9978: the
+    # with the CNN trained fresh after it 95.7 %, 99.3 %, R² 0.9970-0.9978: the
     # issue's target (R² >= 0.995) is a property over seeds, this bound a
     # regression check
     assert summary["cnn"]["test_accuracy"] >= 0.92

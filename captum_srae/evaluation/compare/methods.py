@@ -38,6 +38,7 @@ from captum_srae.training import fit_srae
 __all__ = [
     "CONCEPT_METHODS",
     "DEMO_PEER_METHODS",
+    "IN_PROCESS_KINDS",
     "DEFAULT_METHODS",
     "MAP_METHODS",
     "OVERCOMPLETE_METHODS",
@@ -59,6 +60,11 @@ CONCEPT_METHODS: dict[str, str] = {
     "TopK SAE": "topk_sae",
     "Random basis": "random",
 }
+#: Baselines whose per-class fit takes well under a second (a closed form or
+#: a small factorisation): :func:`~captum_srae.evaluation.compare.compare`
+#: fits them in this process, since forking workers costs about a second a
+#: call on two cores, more than the fits themselves (docs/performance.rst).
+IN_PROCESS_KINDS: frozenset[str] = frozenset({"pca", "nmf", "random"})
 #: Single-map methods; ``"pytorch-grad-cam"`` (``peers`` extra) is the old
 #: name of ``"pgc-GradCAM"``, kept as an alias.
 MAP_METHODS: tuple[str, ...] = (

@@ -45,6 +45,7 @@ from captum_srae.evaluation.baselines import ConceptModel
 from captum_srae.evaluation.compare.methods import (
     CONCEPT_METHODS,
     DEFAULT_METHODS,
+    IN_PROCESS_KINDS,
     MAP_METHODS,
     PEER_METHODS,
     class_maps,
@@ -347,8 +348,8 @@ def compare(
             methods (``fit(z, y, seed)``) and map methods (``(model, layer,
             x, target) -> maps``) by name, run after ``methods``
             (:mod:`~captum_srae.evaluation.compare.protocol`).
-        n_jobs (int, optional): worker processes for the built-in concept
-            methods' per-class fits (1: here, in order). Default: None
+        n_jobs (int, optional): workers for the per-class fits of the SRAE, its
+            ablation and the TopK SAE (1: here, as for PCA, NMF, random). Default: None
         activations (Sequence[Tensor], optional): ``(z_fit, y_fit, z_test,
             y_test)`` at ``layer`` (``config.pooling``; ``y`` every class's
             scores), if already collected: skips two passes. Default: None
@@ -521,7 +522,8 @@ def _concept_rows(
                 (name, ctx.z_fit, ctx.y_fit[:, t], cfg, seed)
                 for t in range(ctx.n_classes)
             ]
-            results = run_jobs(fit_concepts, jobs, n_jobs)
+            in_process = CONCEPT_METHODS[name] in IN_PROCESS_KINDS
+            results = run_jobs(fit_concepts, jobs, 1 if in_process else n_jobs)
             for t, (_, caught) in enumerate(results):
                 for message, category in caught:
                     warnings.warn(

@@ -51,11 +51,14 @@ def test_constructor_has_layer_gradcam_positional_order(tiny_cnn, small_config):
     assert [p.name for p in ours[:3]] == [p.name for p in captum[:3]]
     assert [p.name for p in ours[:3]] == ["forward_func", "layer", "device_ids"]
     assert all(p.kind is p.KEYWORD_ONLY for p in ours[3:])
-    assert {p.name for p in ours[3:]} == {"heatmap_layer", "config", "early_exit"}
+    assert {p.name for p in ours[3:]} == {
+        "heatmap_layer", "map_method", "map_smoothing", "config", "early_exit"
+    }  # fmt: skip
     net = tiny_cnn()
     sa = SRAEAttribution(net, "relu2", None, heatmap_layer="relu1", config=small_config)
     assert sa.device_ids is None and sa.heatmap_layer == "relu1"
     assert sa.config is small_config and sa.early_exit is True
+    assert sa.map_method == "gradcam" and sa.map_smoothing == 0.0
     with pytest.raises(TypeError):
         SRAEAttribution(net, "relu2", None, "relu1")  # heatmap_layer is keyword-only
     with pytest.raises(TypeError, match="config"):

@@ -170,6 +170,8 @@ def test_fit_writes_explainer_and_side_file(world: dict[str, Any]) -> None:
         assert line.startswith("captum-srae: warning: SRAE re-tuning")
     out = world["out"]
     record = json.loads((out / "fit.json").read_text())
+    # the fit command's explainer draws the default maps
+    assert record["maps"] == {"map_method": "gradcam", "map_smoothing": 0.0}
     weights = world["weights"]
     assert record["model"] == {
         "spec": f"{MODULE}:make_net",
@@ -437,6 +439,9 @@ def test_explain_errors(world: dict[str, Any], tmp_path: Path) -> None:
     assert_error(run_cli(explain_args(broken, paths[0], out)), "fit.json is corrupt")
     (broken / "fit.json").unlink()
     assert_error(run_cli(explain_args(broken, paths[0], out)), "has no fit.json")
+    record = json.loads((world["out"] / "fit.json").read_text())
+    (broken / "fit.json").write_text(json.dumps({**record, "maps": {"layer": 1}}))
+    assert_error(run_cli(explain_args(broken, paths[0], out)), "invalid 'maps'")
     shutil.copy(world["out"] / "fit.json", broken / "fit.json")
     (broken / "class_2" / "weights.safetensors").write_bytes(b"garbage")
     result = run_cli(explain_args(broken, paths[0], out))

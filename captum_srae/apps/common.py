@@ -28,6 +28,7 @@ from captum_srae.utils.json_data import parse_json_object
 __all__ = [
     "SIDE_FILE",
     "FitRecord",
+    "MAP_KEYS",
     "build_model",
     "check_out_dir",
     "denormalize",
@@ -35,6 +36,7 @@ __all__ = [
     "file_sha256",
     "fit_record",
     "load_images",
+    "map_record",
     "parse_config",
     "parse_device",
     "read_record",
@@ -50,6 +52,9 @@ FORMAT_NAME = "captum-srae/cli-fit"
 FORMAT_VERSION = 1
 
 FitRecord = dict[str, Any]
+#: The map defaults of an explainer that ``fit.json`` records (``"maps"``),
+#: passed to :meth:`~captum_srae.SRAEAttribution.load` by ``explain``/``report``.
+MAP_KEYS = ("heatmap_layer", "map_method", "map_smoothing")
 
 
 # ------------------------------------------------------------------- generic
@@ -295,7 +300,19 @@ def read_record(folder: str | os.PathLike[str]) -> FitRecord:
     m = record["model"]
     if not isinstance(m.get("spec"), str) or not isinstance(m.get("seed"), int):
         raise ValueError(f"{path} is corrupt: invalid 'model' entry")
+    maps = record.get("maps", {})
+    if not isinstance(maps, dict) or not set(maps) <= set(MAP_KEYS):
+        raise ValueError(f"{path} is corrupt: invalid 'maps' entry")
     return record
+
+
+def map_record(explainer: Any) -> dict[str, Any]:
+    """The map defaults of ``explainer`` (``heatmap_layer``, ``map_method``,
+    ``map_smoothing``) that ``fit.json`` can hold: those given by name."""
+    values = {k: getattr(explainer, k, None) for k in MAP_KEYS}
+    if not all(v is None or isinstance(v, (str, int, float)) for v in values.values()):
+        return {}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def fit_record(
@@ -338,6 +355,7 @@ def fit_record(
         "data": data,
         "config": config.to_dict(),
         "faithfulness": faith,
+        "maps": map_record(explainer),
     }
 
 

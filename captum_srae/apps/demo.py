@@ -44,7 +44,7 @@ from captum_srae.apps.demo_report import write_demo_output
 from captum_srae.attribution import SRAEAttribution
 from captum_srae.core.config import SRAEConfig
 from captum_srae.datasets import PartsData, make_parts_dataset
-from captum_srae.datasets.models import PARTS_HEATMAP_LAYER, accuracy, train_or_load
+from captum_srae.datasets.models import PARTS_MAPS, accuracy, train_or_load
 from captum_srae.datasets.parts import PARTS_CHUNK
 from captum_srae.evaluation.baselines import fit_pca
 from captum_srae.evaluation.compare import (
@@ -490,7 +490,7 @@ def _explain(
     explainer = SRAEAttribution(
         model,
         LAYER,
-        heatmap_layer=PARTS_HEATMAP_LAYER,
+        **PARTS_MAPS,
         config=run.srae_config.replace(seed=seed),
     )
     with _timed(timings, "fit"):
@@ -567,7 +567,7 @@ def _compare(
         n_steps=mode.compare_steps,
         fitted={"SRAE": explainer.sraes_} if "SRAE" in methods else None,
         show_progress=show_progress,
-        heatmap_layer=PARTS_HEATMAP_LAYER,
+        **PARTS_MAPS,
         activations=(*state.fit_activations, state.z_test, state.y_test),
         methods=methods,
     )

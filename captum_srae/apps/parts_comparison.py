@@ -25,7 +25,7 @@ from captum_srae.apps.demo import (
 )
 from captum_srae.core.config import SRAEConfig
 from captum_srae.datasets import make_parts_dataset
-from captum_srae.datasets.models import PARTS_HEATMAP_LAYER, train_or_load
+from captum_srae.datasets.models import PARTS_MAPS, train_or_load
 from captum_srae.evaluation.compare.methods import DEFAULT_METHODS
 from captum_srae.evaluation.compare.result import ComparisonResult, metric_rows
 from captum_srae.evaluation.compare.runner import compare
@@ -157,7 +157,7 @@ def compare_parts(
         n_maps=st.n_maps,
         n_steps=st.n_steps,
         show_progress=show_progress,
-        heatmap_layer=PARTS_HEATMAP_LAYER,
+        **PARTS_MAPS,
     )
     result.settings.update(mode=mode, data_seed=seed, data="parts data set")
     return result

@@ -20,6 +20,7 @@ from captum.attr import LayerGradCam
 from torch import Tensor, nn
 
 from captum_srae.activations import resolve_layer
+from captum_srae.attribution.smoothing import check_smoothing
 from captum_srae.utils.captum_compat import TargetType
 from captum_srae.utils.validation import check_int
 
@@ -275,6 +276,8 @@ class MapOptions:
         relu (bool): whether each x-feature map is clipped at zero.
         batch_size (int or None): examples per forward pass (None: all).
         attribution_kwargs (dict[str, Any]): extra arguments of the method.
+        smoothing (float): standard deviation of the Gaussian blur of the
+            maps, in their cells (0: none).
     """
 
     method: str | type
@@ -284,6 +287,7 @@ class MapOptions:
     relu: bool
     batch_size: int | None
     attribution_kwargs: dict[str, Any]
+    smoothing: float = 0.0
 
 
 def map_options(
@@ -297,6 +301,7 @@ def map_options(
     internal_batch_size: int | None,
     attribution_kwargs: dict[str, Any] | None,
     attribute_to_layer_input: bool,
+    smoothing: Any = 0.0,
 ) -> MapOptions:
     """Check the keyword options of ``attribute``; see :class:`MapOptions`.
 
@@ -309,10 +314,11 @@ def map_options(
         concepts (Sequence[int], int or None): see :func:`check_concepts`.
         interpolate (bool, str or Sequence[int]): True, False, ``"layer"``,
             ``"tokens"`` or a size of positive ints.
-        relu_attributions (bool, optional): None for the method's default.
+        relu_attributions (bool, optional): None for the default (see attribute).
         internal_batch_size (int, optional): a positive int or None.
         attribution_kwargs (dict, optional): extra arguments of the method.
         attribute_to_layer_input (bool): only False is supported.
+        smoothing (float, optional): the blur's sigma (``smooth_maps``). Default: 0.0
 
     Returns:
         *MapOptions*: the options.
@@ -344,9 +350,10 @@ def map_options(
             "attribution_kwargs must be a dict, got "
             f"{type(attribution_kwargs).__name__}"
         )
+    sigma = check_smoothing(smoothing)
     relu = relu_attributions
     if relu is None:
-        relu = any(method is m or method == m for m in RELU_DEFAULT)
+        relu = sigma > 0 or any(method is m or method == m for m in RELU_DEFAULT)
     return MapOptions(
         method=method,
         output=output,
@@ -361,4 +368,5 @@ def map_options(
             else check_int(internal_batch_size, "internal_batch_size")
         ),
         attribution_kwargs=dict(attribution_kwargs or {}),
+        smoothing=sigma,
     )

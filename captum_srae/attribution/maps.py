@@ -34,6 +34,7 @@ from captum_srae.attribution.heatmaps import (
     gradcam_maps,
     resize_maps,
 )
+from captum_srae.attribution.smoothing import smooth_maps
 from captum_srae.attribution.tokens import (
     patch_grid,
     token_layer_maps,
@@ -323,7 +324,8 @@ def _finish(
     first_input: Tensor,
     options: MapOptions,
 ) -> tuple[Tensor, ...]:
-    """ReLU, class map (``Σ_k c_k map_k``) and resizing of one group's maps."""
+    """ReLU, class map (``Σ_k c_k map_k``), smoothing and resizing of one
+    group's maps."""
     maps = tuple(m.clamp_min(0) if options.relu else m for m in maps)
     if contributions is not None:  # output="class"
         c = contributions
@@ -331,6 +333,8 @@ def _finish(
             (m * c.reshape(c.shape + (1,) * (m.ndim - 2))).sum(1, keepdim=True)
             for m in maps
         )
+    if options.smoothing > 0:
+        maps = tuple(smooth_maps(m, options.smoothing) for m in maps)
     if layer_space and options.interpolate not in (False, "layer", "tokens"):
         maps = tuple(resize(m, first_input, options.interpolate) for m in maps)
     return maps

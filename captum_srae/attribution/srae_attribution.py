@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from captum_srae.activations import layer_name
 from captum_srae.attribution.checks import (
+    captum_method,
     check_inputs,
     map_options,
     model_device,
@@ -37,6 +38,7 @@ from captum_srae.attribution.maps import attribute_maps, scores
 from captum_srae.attribution.persistence import FORMAT_NAME as FORMAT_NAME
 from captum_srae.attribution.persistence import FORMAT_VERSION as FORMAT_VERSION
 from captum_srae.attribution.persistence import load_xnns, save_xnns
+from captum_srae.attribution.smoothing import check_smoothing
 from captum_srae.attribution.text import check_sequences, check_token_ids
 from captum_srae.core.config import SRAEConfig
 from captum_srae.core.model import SRAE
@@ -115,6 +117,10 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             ``forward_func``, as in Captum. Default: None
         heatmap_layer (nn.Module or str, optional): the spatial or token
             layer at which heatmaps are drawn. Default: None (``layer``)
+        map_method (str or type, optional): the default ``method`` of
+            :meth:`attribute` (and :meth:`explain`). Default: "gradcam"
+        map_smoothing (float, optional): the default ``smoothing`` of
+            :meth:`attribute`. Default: 0.0
         config (SRAEConfig, optional): the SRAE hyperparameters.
             Default: None (``SRAEConfig()``)
         early_exit (bool, optional): stop the passes of :meth:`attribute`
@@ -131,6 +137,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         >>> maps = sa.attribute(images, target=3)  # (N, 5, 224, 224)
         >>> cls_map = sa.attribute(images, target=3, output="class")
         >>> side_effects = SRAEAttribution(net, "layer4", early_exit=False)
+        >>> fine = SRAEAttribution(net, "layer4", heatmap_layer="layer1",
+        ...     map_method="LayerGradientXActivation", map_smoothing=2.0)
     """
 
     def __init__(
@@ -140,6 +148,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         device_ids: list[int] | None = None,
         *,
         heatmap_layer: nn.Module | str | None = None,
+        map_method: str | type = "gradcam",
+        map_smoothing: float = 0.0,
         config: SRAEConfig | None = None,
         early_exit: bool = True,
     ) -> None:
@@ -148,9 +158,14 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 f"config must be an SRAEConfig or None, got {type(config).__name__}"
             )
         check_bool(early_exit, "early_exit")
+        check_smoothing(map_smoothing, "map_smoothing")
+        if isinstance(map_method, str) and map_method not in ("gradcam", "excitation"):
+            captum_method(map_method)  # a misspelt name fails here
         LayerAttribution.__init__(self, forward_func, layer, device_ids)  # type: ignore[arg-type]
         GradientAttribution.__init__(self, forward_func)
         self.heatmap_layer = heatmap_layer
+        self.map_method = map_method
+        self.map_smoothing = map_smoothing
         self.config = config
         self.early_exit = early_exit
         self._fitted: FittedXNNs | None = None
@@ -349,6 +364,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         layer_shape: Sequence[int] = (),
         n_outputs: int | None = None,
         early_exit: bool = True,
+        map_method: str | type = "gradcam",
+        map_smoothing: float = 0.0,
     ) -> SRAEAttribution:
         r"""Build a fitted explainer from SRAEs trained elsewhere (or hand-set).
 
@@ -366,6 +383,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             n_outputs (int, optional): the model's number of classes (for
                 range checks). Default: None
             early_exit (bool, optional): see the class. Default: True
+            map_method, map_smoothing: see the class ("gradcam", 0.0).
 
         Returns:
             *SRAEAttribution*: the fitted explainer (``history_`` is empty).
@@ -377,7 +395,14 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         fitted = FittedXNNs.from_sraes(
             sraes, targets, layer_shape=layer_shape, n_outputs=n_outputs
         )
-        return cls._around(fitted, forward_func, layer, heatmap_layer, early_exit)
+        return cls._around(
+            fitted,
+            forward_func,
+            layer,
+            heatmap_layer,
+            early_exit,
+            (map_method, map_smoothing),
+        )
 
     # ------------------------------------------------------------ attribute
     @log_usage()
@@ -388,13 +413,14 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         additional_forward_args: Any = None,
         attribute_to_layer_input: bool = False,
         *,
-        method: str | type = "gradcam",
+        method: str | type | None = None,
         output: str = "concepts",
         concepts: Sequence[int] | None = None,
         interpolate: bool | str | Sequence[int] = True,
         relu_attributions: bool | None = None,
         internal_batch_size: int | None = None,
         attribution_kwargs: dict[str, Any] | None = None,
+        smoothing: float | None = None,
     ) -> Tensor | tuple[Tensor, ...]:
         r"""One heatmap per x-feature, or the class-level map.
 
@@ -406,29 +432,29 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 one-element tensor) or one per example (list of ints or
                 1-tuples, tensor ``(N,)``), each a fitted class.
                 Default: None (the only fitted class)
-            additional_forward_args (Any, optional): extra model arguments
-                passed after the inputs. Default: None
-            attribute_to_layer_input (bool, optional): Captum's argument (TCAV
-                passes it); only False (the layer's output) works. Default: False
+            additional_forward_args (Any, optional): extra model inputs. Default: None
+            attribute_to_layer_input (bool, optional): Captum's (TCAV passes
+                it); only False works. Default: False
             method (str or type, optional): ``"gradcam"`` (closed form at the
                 layer), ``"excitation"`` (Excitation Backprop;
                 ``attribution_kwargs={"contrastive": True}`` for its
                 contrastive variant) or a Captum attribution class (or its
                 name, ``"InputXGradient"``) run with ``target=k`` on the
-                x-features (``XFeatureModel``). Default: "gradcam"
+                x-features (``XFeatureModel``). Default: None (``map_method``)
             output (str, optional): ``"concepts"`` (``(N, n, H, W)``) or
                 ``"class"`` (``Σ_k e_k v_k · map_k``). Default: "concepts"
-            concepts (Sequence[int], optional): the x-features to map, in
-                order. Default: None (all)
+            concepts (Sequence[int], optional): x-features to map. Default: None (all)
             interpolate (bool, str or Sequence[int], optional): True resizes
                 to the input's size, a size to it; False or ``"layer"`` keeps
                 the layer's size, ``"tokens"`` a token layer's tokens
                 ``(N, n, T)`` (see the class). Default: True
             relu_attributions (bool, optional): ReLU each map. Default: None
-                (True for "gradcam", "excitation" and ``LayerGradCam``)
+                (True for "gradcam", "excitation", ``LayerGradCam``, smoothing)
             internal_batch_size (int, optional): examples per pass. Default: None
             attribution_kwargs (dict, optional): extra arguments of the
                 method's ``attribute`` (e.g. ``{"n_steps": 20}``). Default: None
+            smoothing (float, optional): sigma, in map cells, of a Gaussian
+                blur before resizing (smooth_maps). Default: None (map_smoothing)
 
         Returns:
             *Tensor* or *tuple[Tensor, ...]*: ``(N, n, H, W)`` or
@@ -447,15 +473,14 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         fitted, tup, extra, tgt = self._prepare(inputs, target, additional_forward_args)
         options = map_options(
             fitted.n_concepts,
-            method=method,
-            output=output,
-            concepts=concepts,
-            interpolate=interpolate,
+            method=self.map_method if method is None else method,
+            output=output, concepts=concepts, interpolate=interpolate,
             relu_attributions=relu_attributions,
             internal_batch_size=internal_batch_size,
             attribution_kwargs=attribution_kwargs,
             attribute_to_layer_input=attribute_to_layer_input,
-        )
+            smoothing=self.map_smoothing if smoothing is None else smoothing,
+        )  # fmt: skip
         layers, early_exit = self._layers(), self.early_exit
         maps = attribute_maps(
             self.forward_func, layers, fitted, tup, extra, tgt, options, early_exit
@@ -565,6 +590,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         heatmap_layer: nn.Module | str | None = None,
         *,
         early_exit: bool = True,
+        map_method: str | type = "gradcam",
+        map_smoothing: float = 0.0,
     ) -> SRAEAttribution:
         r"""Load an explainer written by :meth:`save` (JSON and safetensors only).
 
@@ -577,6 +604,7 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             heatmap_layer (nn.Module or str, optional): see the class.
                 Default: None
             early_exit (bool, optional): see the class. Default: True
+            map_method, map_smoothing: see the class ("gradcam", 0.0).
 
         Returns:
             *SRAEAttribution*: the fitted explainer (``history_`` is empty).
@@ -591,7 +619,14 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
             if fitted.layer_name is None:
                 raise ValueError(f"{path} records no layer name: pass layer")
             layer = fitted.layer_name
-        return cls._around(fitted, forward_func, layer, heatmap_layer, early_exit)
+        return cls._around(
+            fitted,
+            forward_func,
+            layer,
+            heatmap_layer,
+            early_exit,
+            (map_method, map_smoothing),
+        )
 
     @classmethod
     def _around(
@@ -601,14 +636,18 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
         layer: nn.Module | str,
         heatmap_layer: nn.Module | str | None,
         early_exit: bool,
+        map_defaults: tuple[str | type, float],
     ) -> SRAEAttribution:
-        """A fitted explainer holding ``fitted`` (``history_`` is empty)."""
+        """A fitted explainer holding ``fitted`` (``history_`` is empty);
+        ``map_defaults``: ``(map_method, map_smoothing)``."""
         explainer = cls(
             forward_func,
             layer,
             heatmap_layer=heatmap_layer,
             config=fitted.config,
             early_exit=early_exit,
+            map_method=map_defaults[0],
+            map_smoothing=map_defaults[1],
         )
         explainer._set_fitted(fitted, {})
         return explainer

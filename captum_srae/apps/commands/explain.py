@@ -33,7 +33,8 @@ def load_explainer(
     record = common.read_record(folder)
     model = common.rebuild_model(record, device)
     try:
-        explainer = SRAEAttribution.load(folder, model, record["layer"])
+        maps = record.get("maps", {})
+        explainer = SRAEAttribution.load(folder, model, record["layer"], **maps)
     except (KeyError, OSError, RuntimeError) as exc:
         raise ValueError(
             f"--explainer {folder!r}: cannot load the explainer: {exc}"

@@ -39,6 +39,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_srae.activations import collect_activations, layer_name, resolve_layer
+from captum_srae.attribution.checks import captum_method
+from captum_srae.attribution.smoothing import check_smoothing
 from captum_srae.core.config import SRAEConfig
 from captum_srae.evaluation import metrics as M
 from captum_srae.evaluation.baselines import ConceptModel
@@ -268,7 +270,7 @@ def _context(
     n: int,
     n_steps: int,
     baseline: str,
-    heatmap_layer: nn.Module | str | None,
+    map_settings: dict[str, Any],
     given: Sequence[Tensor] | None,
 ) -> ComparisonContext:
     """Collect the activations and scores (unless ``given``); keep ``n`` map
@@ -291,7 +293,7 @@ def _context(
     return ComparisonContext(
         model, module, z_fit, y_fit, z_test, y_test, test_inputs[:n],
         labels, None if masks is None else masks[:n], relevant, n_steps, baseline,
-        heatmap_layer,
+        map_settings,
     )  # fmt: skip
 
 
@@ -314,6 +316,8 @@ def compare(
     batch_size: int = 256,
     show_progress: bool = True,
     heatmap_layer: nn.Module | str | None = None,
+    map_method: str | type = "gradcam",
+    map_smoothing: float = 0.0,
     extra_methods: Mapping[str, Any] | None = None,
     n_jobs: int | None = None,
     activations: Sequence[Tensor] | None = None,
@@ -330,20 +334,17 @@ def compare(
         fit_inputs, test_inputs (Tensor): the concepts' fit images; held-out ones.
         labels, masks (Tensor, optional): true classes ``(N,)`` and boolean
             part masks ``(N, P, H, W)`` of ``test_inputs`` (for localisation).
-        relevant_parts (Sequence[int], optional): the parts the classes
-            depend on (class-map localisation). Default: None (all)
+        relevant_parts (Sequence[int], optional): parts of the classes. Default: all
         methods (Sequence[str], optional): names of methods (``CONCEPT_``,
             ``MAP_``, ``PEER_METHODS``). Default: ``DEFAULT_METHODS``
         config (SRAEConfig, optional): the SRAE's settings; ``n_concepts``
             and ``pooling`` apply to every concept method.
-        seeds (Sequence[int], optional): one fit per concept method and
-            seed (the table: mean ± sd). Default: (0,)
+        seeds (Sequence[int], optional): a fit per method and seed. Default: (0,)
         n_maps, n_steps (int, optional): test inputs with maps (100), curve steps (20).
         baseline (str, optional): of the curves, "blur" or "mean". Default: "blur"
-        fitted (Mapping, optional): fitted concepts of the first seed,
-            ``{method: {class: model}}``, e.g. ``{"SRAE": sa.sraes_}``.
+        fitted (Mapping, optional): first seed's ``{method: {class: model}}``.
         batch_size, show_progress: images per forward pass (256), a bar (True).
-        heatmap_layer (nn.Module or str, optional): concept maps' layer.
+        heatmap_layer, map_method, map_smoothing: as in ``SRAEAttribution``.
         extra_methods (Mapping[str, Any], optional): your own concept
             methods (``fit(z, y, seed)``) and map methods (``(model, layer,
             x, target) -> maps``) by name, run after ``methods``
@@ -359,22 +360,38 @@ def compare(
         left out and its error kept in ``errors``.
 
     Raises:
-        ValueError, TypeError: on a bad argument, named (e.g. a peer
-            without the ``peers`` extra, DFF on a non-spatial layer).
+        ValueError, TypeError: on a bad argument, named (e.g. DFF on a
+            non-spatial layer), before any fit.
     """
     cfg = config if config is not None else SRAEConfig()
     specs = _methods(methods, extra_methods, cfg.n_concepts)
     _check(seeds, n_maps, masks, len(test_inputs), labels, relevant_parts, n_jobs)
     module = resolve_layer(model, layer)
     name = layer if isinstance(layer, str) else layer_name(model, layer)
+    maps = _map_settings(heatmap_layer, map_method, map_smoothing)
     with _eval_mode(model):
         ctx = _context(model, module, fit_inputs, test_inputs, cfg, batch_size,
             labels, masks, relevant_parts, min(n_maps, len(test_inputs)),
-            n_steps, baseline, heatmap_layer, activations)  # fmt: skip
+            n_steps, baseline, maps, activations)  # fmt: skip
         _check_activations(ctx, list(specs), fitted or {})
         spatial = _spatial(specs, model, module, fit_inputs, cfg, batch_size, name)
         run = (cfg, seeds, fitted or {}, show_progress, name, spatial, n_jobs)
         return _run(ctx, specs, *run)
+
+
+def _map_settings(
+    heatmap_layer: nn.Module | str | None, map_method: Any, map_smoothing: Any
+) -> dict[str, Any]:
+    """The checked map arguments of :func:`compare` (a misspelt method or a
+    bad blur fails before any fit)."""
+    if isinstance(map_method, str) and map_method not in ("gradcam", "excitation"):
+        captum_method(map_method)
+    check_smoothing(map_smoothing, "map_smoothing")
+    return {
+        "heatmap_layer": heatmap_layer,
+        "map_method": map_method,
+        "map_smoothing": map_smoothing,
+    }
 
 
 def _spatial(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -130,7 +131,10 @@ def class_map_scores(
 
 
 class ComparisonContext:
-    """Everything shared by the methods: activations, scores, map images."""
+    """Everything shared by the methods: activations, scores, map images;
+    ``map_settings``: the keyword arguments of
+    :meth:`~captum_srae.SRAEAttribution.from_sraes` that set the concept maps
+    (``heatmap_layer``, ``map_method``, ``map_smoothing``)."""
 
     def __init__(
         self,
@@ -146,10 +150,10 @@ class ComparisonContext:
         relevant: Tensor | None,
         n_steps: int,
         baseline: str,
-        heatmap_layer: nn.Module | str | None = None,
+        map_settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.model, self.module = model, module
-        self.heatmap_layer = heatmap_layer
+        self.map_settings = dict(map_settings or {})
         self.z_fit, self.y_fit, self.z_test, self.y_test = z_fit, y_fit, z_test, y_test
         self.x_maps, self.labels, self.masks = x_maps, labels, masks
         self.relevant, self.n_steps, self.baseline = relevant, n_steps, baseline
@@ -230,7 +234,7 @@ def concept_map_metrics(
         ctx.module,
         dict(models),
         n_outputs=ctx.n_classes,
-        heatmap_layer=ctx.heatmap_layer,
+        **ctx.map_settings,
     )
     out: dict[str, float] = {}
     x = ctx.x_maps

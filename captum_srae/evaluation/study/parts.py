@@ -22,9 +22,10 @@ from torch import Tensor
 
 from captum_srae.activations.collect import collect_activations
 from captum_srae.attribution.checks import captum_method
+from captum_srae.attribution.smoothing import check_smoothing
 from captum_srae.attribution.srae_attribution import SRAEAttribution
 from captum_srae.datasets import make_parts_dataset
-from captum_srae.datasets.models import PARTS_HEATMAP_LAYER, train_or_load
+from captum_srae.datasets.models import PARTS_MAPS, train_or_load
 from captum_srae.datasets.vit import (
     VIT_LAYER,
     VIT_MAP_METHOD,
@@ -42,6 +43,7 @@ __all__ = [
     "OWN_SHARE",
     "PartsProblem",
     "own_part_features",
+    "part_pointing_rates",
 ]
 
 #: The parts whose presence raises each class's score (indices of
@@ -106,12 +108,14 @@ class PartsProblem:
             Default: 300
         layer (str, optional): the explained layer. Default: "conv4"
         heatmap_layer (str, optional): where the x-feature maps are computed
-            (None: ``layer``). Default: "conv3"
-            (:data:`~captum_srae.datasets.models.PARTS_HEATMAP_LAYER`)
+            (None: ``layer``). Default: "conv1"
         map_method (str, optional): ``method`` of
             :meth:`~captum_srae.SRAEAttribution.attribute` ("gradcam",
             "excitation" or a class name of ``captum.attr``).
-            Default: "gradcam"
+            Default: "LayerGradientXActivation"
+        smoothing (float, optional): ``smoothing`` of ``attribute``.
+            Default: 2.0 (these three:
+            :data:`~captum_srae.datasets.models.PARTS_MAPS`)
         cnn (dict, optional): arguments of
             :func:`~captum_srae.datasets.models.train_or_load` (or of
             :func:`~captum_srae.datasets.vit.train_or_load_vit`; empty: the
@@ -119,9 +123,9 @@ class PartsProblem:
         seed (int, optional): seed of the images. Default: 0
         model (str, optional): ``"cnn"`` (the demo's ``PartsCNN``) or
             ``"vit"`` (the small ViT). With ``"vit"``, the CNN's defaults of
-            ``layer``, ``heatmap_layer`` and ``map_method`` become
-            :data:`~captum_srae.datasets.vit.VIT_LAYER`, None (maps on the
-            input) and :data:`~captum_srae.datasets.vit.VIT_MAP_METHOD`, the
+            ``layer``, ``heatmap_layer``, ``map_method`` and ``smoothing``
+            become :data:`~captum_srae.datasets.vit.VIT_LAYER`, None (maps on
+            the input), :data:`~captum_srae.datasets.vit.VIT_MAP_METHOD` and 0, the
             activations are pooled as
             :data:`~captum_srae.datasets.vit.VIT_POOLING` (the class token),
             and the fitted SRAEs must have that pooling
@@ -139,8 +143,9 @@ class PartsProblem:
     n_test: int = 1000
     n_maps: int = 300
     layer: str = "conv4"
-    heatmap_layer: str | None = PARTS_HEATMAP_LAYER
-    map_method: str = "gradcam"
+    heatmap_layer: str | None = PARTS_MAPS["heatmap_layer"]
+    map_method: str = PARTS_MAPS["map_method"]
+    smoothing: float = PARTS_MAPS["map_smoothing"]
     cnn: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     model: str = "cnn"
@@ -151,12 +156,15 @@ class PartsProblem:
         if self.model == "vit":
             if self.layer == "conv4":
                 self.layer = VIT_LAYER
-            if self.heatmap_layer == PARTS_HEATMAP_LAYER:
+            if self.heatmap_layer == PARTS_MAPS["heatmap_layer"]:
                 self.heatmap_layer = None
-                if self.map_method == "gradcam":
+                if self.map_method == PARTS_MAPS["map_method"]:
                     self.map_method = VIT_MAP_METHOD
+                if self.smoothing == PARTS_MAPS["map_smoothing"]:
+                    self.smoothing = 0.0
         if self.map_method not in ("gradcam", "excitation"):
             captum_method(self.map_method)  # a misspelt name fails before any fit
+        self.smoothing = check_smoothing(self.smoothing)
         check_int(self.target, "target")
         if not 0 <= self.target < 4:
             raise ValueError(f"target must be a class in 0..3, got {self.target}")
@@ -259,7 +267,8 @@ class PartsProblem:
             n_outputs=4,
             heatmap_layer=self.heatmap_layer,
         )
-        maps = sa.attribute(x, target=self.target, method=self.map_method)
+        kw = {"method": self.map_method, "smoothing": self.smoothing}
+        maps = sa.attribute(x, target=self.target, **kw)
         with torch.no_grad():
             e = srae.encode(data.z_test[: x.shape[0]])
         out: dict[str, float] = {}
@@ -268,7 +277,7 @@ class PartsProblem:
         if bool(active.any()):
             out["part_purity"] = float(assoc.purity[active].mean())
             out["part_iou"] = float(assoc.iou[active].max(dim=1).values.mean())
-        pointing = _pointing_rates(maps, masks, e)
+        pointing = part_pointing_rates(maps, masks, e)
         parts = EVIDENCE_PARTS[self.target]
         for p in parts:
             eligible = shares >= OWN_SHARE
@@ -278,18 +287,25 @@ class PartsProblem:
         if parts:
             own = own_part_features(pointing, shares, parts)
             out["parts_own"] = float(all(k is not None for k in own))
-            cls = sa.attribute(
-                x, target=self.target, method=self.map_method, output="class"
-            )
+            cls = sa.attribute(x, target=self.target, output="class", **kw)
             union = masks[:, list(parts)].any(dim=1)
             out["class_pointing"] = float(pointing_game(cls, union).score)
         return out
 
 
-def _pointing_rates(maps: Tensor, masks: Tensor, e: Tensor) -> Tensor:
-    """``(n_concepts, n_parts)`` pointing rate of each x-feature's maps on
-    each part, over the images where the part is present and the x-feature
-    active (NaN with fewer than 5 such images)."""
+def part_pointing_rates(maps: Tensor, masks: Tensor, e: Tensor) -> Tensor:
+    """The pointing game of each x-feature's maps on each part.
+
+    Args:
+        maps (Tensor): x-feature maps ``(N, n_concepts, H, W)``.
+        masks (Tensor): boolean part masks ``(N, n_parts, H, W)``.
+        e (Tensor): the x-features of the same images ``(N, n_concepts)``.
+
+    Returns:
+        *Tensor*: ``(n_concepts, n_parts)`` float64 rates, each over the
+        images where the part is present and the x-feature active (NaN with
+        fewer than 5 such images).
+    """
     n_k, n_p = maps.shape[1], masks.shape[1]
     out = torch.full((n_k, n_p), math.nan, dtype=torch.float64)
     for k in range(n_k):

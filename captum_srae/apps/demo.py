@@ -138,16 +138,17 @@ class DemoMode:
 #: point at the wing or tail on 21 % of images instead of 48 %:
 #: docs/concepts.rst).
 DEMO_CONFIG = SRAEConfig()
-#: ``run_demo(quick=True)``: fewer held-out images, maps and curve steps, and
-#: a comparison without the autoencoder ablation.
+#: ``run_demo(quick=True)``: fewer held-out images, maps (120 images; 30 in
+#: the comparison) and curve steps, and a comparison without the autoencoder
+#: ablation.
 QUICK = DemoMode(
     "quick",
     4000,
     600,
-    200,
+    120,
     4,
     DEMO_CONFIG,
-    40,
+    30,
     10,
     compare_methods=tuple(m for m in DEFAULT_METHODS if m != "Autoencoder"),
 )

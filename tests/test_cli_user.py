@@ -440,8 +440,9 @@ def test_explain_errors(world: dict[str, Any], tmp_path: Path) -> None:
     (broken / "fit.json").unlink()
     assert_error(run_cli(explain_args(broken, paths[0], out)), "has no fit.json")
     record = json.loads((world["out"] / "fit.json").read_text())
-    (broken / "fit.json").write_text(json.dumps({**record, "maps": {"layer": 1}}))
-    assert_error(run_cli(explain_args(broken, paths[0], out)), "invalid 'maps'")
+    for maps in ({"layer": 1}, {"map_smoothing": "x"}, {"map_smoothing": -1}):
+        (broken / "fit.json").write_text(json.dumps({**record, "maps": maps}))
+        assert_error(run_cli(explain_args(broken, paths[0], out)), "invalid 'maps'")
     shutil.copy(world["out"] / "fit.json", broken / "fit.json")
     (broken / "class_2" / "weights.safetensors").write_bytes(b"garbage")
     result = run_cli(explain_args(broken, paths[0], out))
@@ -536,3 +537,28 @@ def test_parse_config_forms(tmp_path: Path) -> None:
     assert common.parse_config(str(path)).hidden_sizes == (16, 8)
     with pytest.raises(ValueError, match="neither a preset"):
         common.parse_config(str(tmp_path / "missing.json"))
+
+
+def test_explain_reads_a_fit_json_from_before_the_maps_entry(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """A ``fit.json`` written before 0.2 has no ``"maps"``: the explainer
+    loads with the default maps and explains as before."""
+    _, _, paths = folder_inputs(world["data"])
+    old = tmp_path / "old"
+    shutil.copytree(world["out"], old)
+    record = json.loads((old / "fit.json").read_text())
+    del record["maps"]
+    (old / "fit.json").write_text(json.dumps(record))
+    out = tmp_path / "ex"
+    code, _, stderr = run_cli(explain_args(old, paths[0], out))
+    assert code == 0, stderr
+    doc = json.loads((out / "explanations.json").read_text())
+    new = tmp_path / "ex_new"
+    code, _, stderr = run_cli(explain_args(world["out"], paths[0], new))
+    assert code == 0, stderr
+    assert doc["images"][0]["contributions"] == pytest.approx(
+        json.loads((new / "explanations.json").read_text())["images"][0][
+            "contributions"
+        ]
+    )

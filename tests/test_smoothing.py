@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from captum_srae import SRAEAttribution
+from captum_srae.attribution.heatmaps import resize_maps
 from captum_srae.attribution.smoothing import smooth_maps
 
 
@@ -67,6 +68,7 @@ def test_smooth_maps_zero_is_the_identity() -> None:
         (torch.zeros(1, 1, 8, 8), "2", TypeError, "sigma must be a nonnegative"),
         (torch.zeros(1, 1, 8, 8), True, TypeError, "sigma must be a nonnegative"),
         (torch.zeros(1, 2, 49), 1.0, ValueError, r"spatial maps \(N, n, h, w\)"),
+        ([[0.0]], 1.0, TypeError, "maps must be a Tensor"),
         (torch.zeros(1, 1, 8, 8), 3.0, ValueError, "larger than 9 cells"),
     ],
 )
@@ -110,7 +112,7 @@ def test_attribute_smoothing_blurs_the_maps_before_resizing(explainer) -> None:
     got = sa.attribute(x, target=1, method=gxa, interpolate=False, smoothing=1.0)
     torch.testing.assert_close(got, smooth_maps(relu, 1.0))  # ReLU, then blur
     resized = sa.attribute(x, target=1, method=gxa, interpolate=(24, 24), smoothing=1.0)
-    assert resized.shape == (3, srae.n_concepts, 24, 24)
+    torch.testing.assert_close(resized, resize_maps(smooth_maps(relu, 1.0), (24, 24)))
     cls = sa.attribute(x, target=1, method=gxa, output="class", smoothing=1.0,
                        interpolate=False)  # fmt: skip
     plain = sa.attribute(x, target=1, method=gxa, output="class", interpolate=False,
@@ -141,7 +143,9 @@ def test_map_defaults_of_the_explainer_apply_and_can_be_overridden(explainer) ->
     [
         ({"map_smoothing": -0.5}, ValueError, "map_smoothing must be a finite"),
         ({"map_smoothing": "1"}, TypeError, "map_smoothing must be a nonnegative"),
-        ({"map_method": "LayerGradientXActivatio"}, ValueError, "captum.attr"),
+        ({"map_method": "LayerGradientXActivatio"}, ValueError, "map_method: "),
+        ({"map_method": 3}, TypeError, "map_method must be"),
+        ({"map_method": torch.nn.Linear}, TypeError, "map_method must be"),
     ],
 )
 def test_bad_map_defaults_fail_at_construction(kwargs, error, match) -> None:
@@ -154,3 +158,30 @@ def test_smoothing_larger_than_the_maps_names_the_option(explainer) -> None:
     sa = SRAEAttribution.from_sraes(net, "relu2", {1: srae})
     with pytest.raises(ValueError, match="smoothing=5 needs maps larger"):
         sa.attribute(x, target=1, smoothing=5)
+
+
+def test_compare_refuses_bad_map_settings_before_any_fit() -> None:
+    from captum_srae.evaluation.compare import compare
+
+    net, x = _net(), torch.rand(4, 3, 12, 12)
+    with pytest.raises(ValueError, match="map_smoothing must be a finite"):
+        compare(net, "relu2", x, x, map_smoothing=-1.0, show_progress=False)
+    with pytest.raises(ValueError, match="map_method: "):
+        compare(net, "relu2", x, x, map_method="Saliencyy", show_progress=False)
+
+
+def test_map_record_names_what_fit_json_can_hold(explainer) -> None:
+    from captum.attr import LayerGradientXActivation
+
+    from captum_srae.apps.common import map_record
+
+    net, srae, _ = explainer
+    sa = SRAEAttribution.from_sraes(
+        net, "relu2", {1: srae}, heatmap_layer=net.relu1,
+        map_method=LayerGradientXActivation, map_smoothing=2,
+    )  # fmt: skip
+    # a module is not a name: left out; a captum.attr class becomes its name
+    assert map_record(sa) == {
+        "map_method": "LayerGradientXActivation", "map_smoothing": 2.0
+    }  # fmt: skip
+    assert isinstance(sa.map_smoothing, float)

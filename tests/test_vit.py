@@ -102,6 +102,10 @@ def test_parts_problem_on_the_vit_returns_finite_metrics(tmp_path: Path) -> None
     )
     assert problem.layer == VIT_LAYER and problem.heatmap_layer is None
     assert problem.map_method == VIT_MAP_METHOD == "InputXGradient"
+    assert problem.smoothing == 0.0  # the CNN's blur is not the ViT's
+    # an explicit token heatmap layer keeps Grad-CAM, as before PARTS_MAPS
+    other = PartsProblem(model="vit", heatmap_layer="encoder.layers.encoder_layer_0")
+    assert (other.map_method, other.smoothing) == ("gradcam", 0.0)
     data = problem.load()
     assert data.z_train.shape == (64, 64)  # the class token
     assert data.truth["masks"].shape == (32, 4, 32, 32)
@@ -119,6 +123,8 @@ def test_parts_problem_on_the_vit_returns_finite_metrics(tmp_path: Path) -> None
         PartsProblem(model="resnet")
     with pytest.raises(ValueError, match="its name in captum.attr"):
         PartsProblem(map_method="InputXGradiant")  # misspelt: before any fit
+    with pytest.raises(ValueError, match="smoothing must be a finite"):
+        PartsProblem(smoothing=-1.0)
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:

@@ -300,19 +300,54 @@ def read_record(folder: str | os.PathLike[str]) -> FitRecord:
     m = record["model"]
     if not isinstance(m.get("spec"), str) or not isinstance(m.get("seed"), int):
         raise ValueError(f"{path} is corrupt: invalid 'model' entry")
-    maps = record.get("maps", {})
-    if not isinstance(maps, dict) or not set(maps) <= set(MAP_KEYS):
+    if not _valid_maps(record.get("maps", {})):  # absent before 0.2: {}
         raise ValueError(f"{path} is corrupt: invalid 'maps' entry")
     return record
 
 
+def _valid_maps(maps: Any) -> bool:
+    """Whether ``maps`` is a ``"maps"`` entry that :func:`map_record` writes."""
+    if not isinstance(maps, dict) or not set(maps) <= set(MAP_KEYS):
+        return False
+    sigma = maps.get("map_smoothing", 0.0)
+    return (
+        isinstance(maps.get("heatmap_layer", ""), str)
+        and isinstance(maps.get("map_method", ""), str)
+        and isinstance(sigma, (int, float))
+        and not isinstance(sigma, bool)
+        and math.isfinite(sigma)
+        and sigma >= 0
+    )
+
+
 def map_record(explainer: Any) -> dict[str, Any]:
-    """The map defaults of ``explainer`` (``heatmap_layer``, ``map_method``,
-    ``map_smoothing``) that ``fit.json`` can hold: those given by name."""
-    values = {k: getattr(explainer, k, None) for k in MAP_KEYS}
-    if not all(v is None or isinstance(v, (str, int, float)) for v in values.values()):
-        return {}
-    return {k: v for k, v in values.items() if v is not None}
+    """The map defaults of ``explainer`` that ``fit.json`` holds (``"maps"``).
+
+    A ``heatmap_layer`` given by name is kept (a module is not: ``fit.json``
+    holds names only), a ``map_method`` class of ``captum.attr`` becomes its
+    name, and ``map_smoothing`` a float.
+
+    Args:
+        explainer (SRAEAttribution): the fitted explainer.
+
+    Returns:
+        *dict[str, Any]*: the entries of :data:`MAP_KEYS` that can be written.
+    """
+    import captum.attr
+
+    out: dict[str, Any] = {}
+    if isinstance(explainer.heatmap_layer, str):
+        out["heatmap_layer"] = explainer.heatmap_layer
+    method = explainer.map_method
+    if (
+        isinstance(method, type)
+        and getattr(captum.attr, method.__name__, None) is method
+    ):
+        method = method.__name__
+    if isinstance(method, str):
+        out["map_method"] = method
+    out["map_smoothing"] = float(explainer.map_smoothing)
+    return out
 
 
 def fit_record(

@@ -258,6 +258,43 @@ def captum_method(name: str) -> type:
     return cls
 
 
+def check_map_method(method: Any, name: str = "map_method") -> str | type:
+    """A map method: ``"gradcam"``, ``"excitation"``, a Captum attribution
+    class or its name (checked now, so that a misspelt name fails before
+    any fit).
+
+    Args:
+        method (Any): the value to check.
+        name (str, optional): the argument's name in errors.
+            Default: "map_method"
+
+    Returns:
+        *str or type*: ``method`` as given.
+
+    Raises:
+        TypeError: if it is neither a str nor a Captum attribution class.
+        ValueError: if it is a name that ``captum.attr`` does not have.
+
+    Examples::
+
+        >>> check_map_method("LayerGradientXActivation")
+        'LayerGradientXActivation'
+    """
+    if isinstance(method, str):
+        if method not in ("gradcam", "excitation"):
+            try:
+                captum_method(method)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return method
+    if isinstance(method, type) and issubclass(method, captum.attr.Attribution):
+        return method
+    raise TypeError(
+        f"{name} must be 'gradcam', 'excitation', a Captum attribution class or "
+        f"its name, got {type(method).__name__}"
+    )
+
+
 #: methods whose maps are ReLU-clipped by default, as Grad-CAM's
 RELU_DEFAULT = ("gradcam", "excitation", LayerGradCam)
 

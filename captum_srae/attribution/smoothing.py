@@ -20,15 +20,46 @@ import numbers
 
 from torch import Tensor
 
-__all__ = ["check_smoothing", "smooth_maps"]
+__all__ = ["check_smoothing", "gaussian_kernel_size", "smooth_maps"]
+
+
+def gaussian_kernel_size(sigma: float) -> int:
+    """Taps of a Gaussian kernel of standard deviation ``sigma``:
+    ``2 * ceil(3 * sigma) + 1`` (three standard deviations on each side).
+
+    Args:
+        sigma (float): the standard deviation, positive.
+
+    Returns:
+        *int*: an odd kernel size.
+
+    Examples::
+
+        >>> gaussian_kernel_size(2.0)
+        13
+    """
+    return 2 * math.ceil(3 * sigma) + 1
 
 
 def check_smoothing(smoothing: object, name: str = "smoothing") -> float:
     """``smoothing`` as a float: a finite, nonnegative number (0: no blur).
 
+    Args:
+        smoothing (object): the value to check.
+        name (str, optional): the argument's name in errors.
+            Default: "smoothing"
+
+    Returns:
+        *float*: the value.
+
     Raises:
         TypeError: if it is not a real number (a bool is not).
         ValueError: if it is negative, NaN or infinite.
+
+    Examples::
+
+        >>> check_smoothing(2)
+        2.0
     """
     if isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real):
         raise TypeError(
@@ -72,13 +103,16 @@ def smooth_maps(maps: Tensor, sigma: float) -> Tensor:
     sigma = check_smoothing(sigma, "sigma")
     if sigma == 0:
         return maps
-    if not isinstance(maps, Tensor) or maps.ndim != 4:
-        shape = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps)
+    if not isinstance(maps, Tensor):
+        raise TypeError(f"maps must be a Tensor, got {type(maps).__name__}")
+    if maps.ndim != 4:
         raise ValueError(
-            f"smoothing needs spatial maps (N, n, h, w), got {shape}; lay token "
-            "maps on their patch grid first"
+            f"smoothing needs spatial maps (N, n, h, w), got {tuple(maps.shape)}; "
+            "token maps (interpolate='tokens') cannot be smoothed: pass "
+            "smoothing=0"
         )
-    half = math.ceil(3 * sigma)
+    size = gaussian_kernel_size(sigma)
+    half = size // 2
     if half >= min(maps.shape[-2:]):
         raise ValueError(
             f"smoothing={sigma:g} needs maps larger than {half} cells on each "
@@ -87,5 +121,4 @@ def smooth_maps(maps: Tensor, sigma: float) -> Tensor:
         )
     from torchvision.transforms.functional import gaussian_blur  # ~1 s to import
 
-    size = 2 * half + 1
     return gaussian_blur(maps, [size, size], [sigma, sigma])

@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from captum_srae.activations import layer_name
 from captum_srae.attribution.checks import (
-    captum_method,
     check_inputs,
+    check_map_method,
     map_options,
     model_device,
     resolve_module,
@@ -158,9 +158,8 @@ class SRAEAttribution(LayerAttribution, GradientAttribution):
                 f"config must be an SRAEConfig or None, got {type(config).__name__}"
             )
         check_bool(early_exit, "early_exit")
-        check_smoothing(map_smoothing, "map_smoothing")
-        if isinstance(map_method, str) and map_method not in ("gradcam", "excitation"):
-            captum_method(map_method)  # a misspelt name fails here
+        map_smoothing = check_smoothing(map_smoothing, "map_smoothing")
+        check_map_method(map_method)
         LayerAttribution.__init__(self, forward_func, layer, device_ids)  # type: ignore[arg-type]
         GradientAttribution.__init__(self, forward_func)
         self.heatmap_layer = heatmap_layer

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import torch
@@ -309,11 +310,13 @@ class PartsCNN(nn.Module):
 #: Grad-CAM closed form at ``conv3`` (pointing 56 % and 37 %), and the class
 #: maps point at the two parts on 56 % of images against 37 %
 #: (docs/concepts.rst, "Maps that point at the parts").
-PARTS_MAPS: dict[str, Any] = {
-    "heatmap_layer": "conv1",
-    "map_method": "LayerGradientXActivation",
-    "map_smoothing": 2.0,
-}
+PARTS_MAPS: Mapping[str, Any] = MappingProxyType(
+    {
+        "heatmap_layer": "conv1",
+        "map_method": "LayerGradientXActivation",
+        "map_smoothing": 2.0,
+    }
+)  # read-only: pass dict(PARTS_MAPS, map_smoothing=...) for a variant
 #: The layer of :data:`PARTS_MAPS`.
 PARTS_HEATMAP_LAYER = PARTS_MAPS["heatmap_layer"]
 

@@ -89,8 +89,7 @@ def text_concept_records(
             attention mask ``(1, T)``). Default: None
         mask (Tensor, optional): ``(T,)`` or ``(1, T)``, nonzero for the
             tokens shown. Default: None (all)
-        true_class (Any, optional): the true label shown. Default: None
-            (``target``)
+        true_class (Any, optional): the true label shown. Default: ``target``
         method (str or type, optional): the map method of
             :meth:`~captum_srae.SRAEAttribution.attribute` (with the
             explainer's ``heatmap_layer``), e.g. ``LayerIntegratedGradients``
@@ -121,6 +120,7 @@ def text_concept_records(
         extra or None,
         interpolate="tokens",
         relu_attributions=False,
+        smoothing=0.0,  # token maps are not a grid to blur
         method=method,
         attribution_kwargs=attribution_kwargs,
     )
@@ -246,6 +246,7 @@ def concept_snippets(
         target,
         extra,
         interpolate="tokens",
+        smoothing=0.0,  # token maps are not a grid to blur
         method=method,
         attribution_kwargs=attribution_kwargs,
     ).cpu()

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from captum_srae.activations import collect_activations, layer_name, resolve_layer
-from captum_srae.attribution.checks import captum_method
+from captum_srae.attribution.checks import check_map_method
 from captum_srae.attribution.smoothing import check_smoothing
 from captum_srae.core.config import SRAEConfig
 from captum_srae.evaluation import metrics as M
@@ -384,13 +384,10 @@ def _map_settings(
 ) -> dict[str, Any]:
     """The checked map arguments of :func:`compare` (a misspelt method or a
     bad blur fails before any fit)."""
-    if isinstance(map_method, str) and map_method not in ("gradcam", "excitation"):
-        captum_method(map_method)
-    check_smoothing(map_smoothing, "map_smoothing")
     return {
         "heatmap_layer": heatmap_layer,
-        "map_method": map_method,
-        "map_smoothing": map_smoothing,
+        "map_method": check_map_method(map_method),
+        "map_smoothing": check_smoothing(map_smoothing, "map_smoothing"),
     }
 
 

@@ -16,7 +16,6 @@ The explained output is any output of ``forward_func`` selected by
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypedDict, Unpack
 
@@ -25,6 +24,7 @@ from torch import Tensor
 from torchvision.transforms.functional import gaussian_blur
 
 from captum_srae.activations.early_exit import run_model
+from captum_srae.attribution.smoothing import gaussian_kernel_size
 from captum_srae.evaluation.metrics.checks import (
     number,
     select_target,
@@ -101,7 +101,7 @@ def make_baseline(
             if blur_sigma is None
             else number(blur_sigma, "blur_sigma", low=0, low_open=True)
         )
-        k = 2 * math.ceil(3 * sigma) + 1
+        k = gaussian_kernel_size(sigma)
         kh = min(k, 2 * h - 1)
         kw = min(k, 2 * w - 1)
         return gaussian_blur(inputs, [kw, kh], [sigma, sigma])

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from captum_srae.activations.collect import collect_activations
-from captum_srae.attribution.checks import captum_method
+from captum_srae.attribution.checks import check_map_method
 from captum_srae.attribution.smoothing import check_smoothing
 from captum_srae.attribution.srae_attribution import SRAEAttribution
 from captum_srae.datasets import make_parts_dataset
@@ -153,17 +153,17 @@ class PartsProblem:
     def __post_init__(self) -> None:
         if self.model not in ("cnn", "vit"):
             raise ValueError(f"model must be 'cnn' or 'vit', got {self.model!r}")
-        if self.model == "vit":
+        if self.model == "vit":  # the CNN's map defaults become the ViT's
             if self.layer == "conv4":
                 self.layer = VIT_LAYER
-            if self.heatmap_layer == PARTS_MAPS["heatmap_layer"]:
+            default_layer = self.heatmap_layer == PARTS_MAPS["heatmap_layer"]
+            if self.map_method == PARTS_MAPS["map_method"]:
+                self.map_method = VIT_MAP_METHOD if default_layer else "gradcam"
+            if self.smoothing == PARTS_MAPS["map_smoothing"]:
+                self.smoothing = 0.0
+            if default_layer:
                 self.heatmap_layer = None
-                if self.map_method == PARTS_MAPS["map_method"]:
-                    self.map_method = VIT_MAP_METHOD
-                if self.smoothing == PARTS_MAPS["map_smoothing"]:
-                    self.smoothing = 0.0
-        if self.map_method not in ("gradcam", "excitation"):
-            captum_method(self.map_method)  # a misspelt name fails before any fit
+        check_map_method(self.map_method)  # a misspelt name fails before any fit
         self.smoothing = check_smoothing(self.smoothing)
         check_int(self.target, "target")
         if not 0 <= self.target < 4:
@@ -185,6 +185,8 @@ class PartsProblem:
         settings = dataclasses.asdict(self)
         if self.model == "cnn":  # the fingerprints from before the ViT
             del settings["model"]
+        if self.smoothing == 0:  # ... and from before smoothing
+            del settings["smoothing"]
         return {"problem": self.name, **settings, **tensor_fingerprint(self.load())}
 
     def load(self) -> ProblemData:

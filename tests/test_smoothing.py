@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from captum_srae import SRAEAttribution
 from captum_srae.attribution.heatmaps import resize_maps
@@ -77,24 +75,14 @@ def test_smooth_maps_bad_input(maps, sigma, error, match) -> None:
         smooth_maps(maps, sigma)
 
 
-def _net() -> nn.Sequential:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        OrderedDict(
-            conv1=nn.Conv2d(3, 4, 3, padding=1),
-            relu1=nn.ReLU(),
-            conv2=nn.Conv2d(4, 6, 3, padding=1),
-            relu2=nn.ReLU(),
-            gap=nn.AdaptiveAvgPool2d(1),
-            flat=nn.Flatten(),
-            fc=nn.Linear(6, 2),
-        )
-    ).eval()
+def _net(tiny_cnn):
+    """``conv1, relu1 (4 ch), conv2, relu2 (6 ch), gap, flat, fc (2 classes)``."""
+    return tiny_cnn(widths=(4, 6), n_classes=2)
 
 
 @pytest.fixture
-def explainer(active_srae):
-    net = _net()
+def explainer(active_srae, tiny_cnn):
+    net = _net(tiny_cnn)
     srae = active_srae(6)
     x = torch.randn(3, 3, 12, 12, generator=torch.Generator().manual_seed(1))
     return net, srae, x
@@ -148,9 +136,9 @@ def test_map_defaults_of_the_explainer_apply_and_can_be_overridden(explainer) ->
         ({"map_method": torch.nn.Linear}, TypeError, "map_method must be"),
     ],
 )
-def test_bad_map_defaults_fail_at_construction(kwargs, error, match) -> None:
+def test_bad_map_defaults_fail_at_construction(kwargs, error, match, tiny_cnn) -> None:
     with pytest.raises(error, match=match):
-        SRAEAttribution(_net(), "relu2", **kwargs)
+        SRAEAttribution(_net(tiny_cnn), "relu2", **kwargs)
 
 
 def test_smoothing_larger_than_the_maps_names_the_option(explainer) -> None:
@@ -160,10 +148,10 @@ def test_smoothing_larger_than_the_maps_names_the_option(explainer) -> None:
         sa.attribute(x, target=1, smoothing=5)
 
 
-def test_compare_refuses_bad_map_settings_before_any_fit() -> None:
+def test_compare_refuses_bad_map_settings_before_any_fit(tiny_cnn) -> None:
     from captum_srae.evaluation.compare import compare
 
-    net, x = _net(), torch.rand(4, 3, 12, 12)
+    net, x = _net(tiny_cnn), torch.rand(4, 3, 12, 12)
     with pytest.raises(ValueError, match="map_smoothing must be a finite"):
         compare(net, "relu2", x, x, map_smoothing=-1.0, show_progress=False)
     with pytest.raises(ValueError, match="map_method: "):

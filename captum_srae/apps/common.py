@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import captum.attr
 import torch
 from torch import Tensor, nn
 
@@ -333,8 +334,6 @@ def map_record(explainer: Any) -> dict[str, Any]:
     Returns:
         *dict[str, Any]*: the entries of :data:`MAP_KEYS` that can be written.
     """
-    import captum.attr
-
     out: dict[str, Any] = {}
     if isinstance(explainer.heatmap_layer, str):
         out["heatmap_layer"] = explainer.heatmap_layer

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from captum_srae.datasets.parts import PARTS_DATA_VERSION
 from captum_srae.datasets.weights import load_torchvision_model
 from captum_srae.utils.atomic import atomic_write_bytes
 from captum_srae.utils.cache import cache_key, resolve_cache_dir
@@ -349,10 +350,13 @@ def train_or_load(
     file is reported with a warning and replaced by a fresh training.
 
     With the defaults (8000 images, flips and shifts), training takes about
-    80 s on two CPU cores and reaches about 96 % training and 95 %
-    held-out accuracy (4000 images without augmentation, version 1 of this
-    function: 98 % and 90 %). Version 3 is the channels-last ``PartsCNN``:
-    the same network and schedule, trained in that memory layout.
+    80 s on two CPU cores and reaches 99.2 % training and 98.3 % held-out
+    accuracy (3000 held-out images) on version 2 of the parts data
+    (:data:`~captum_srae.datasets.parts.PARTS_DATA_VERSION`, part of the
+    cache key), against 96.4 % and 94.4 % on version 1, where clutter could
+    touch the body and pass for a tail. Version 3 of this function is the
+    channels-last ``PartsCNN``: the same network and schedule, trained in
+    that memory layout.
 
     Args:
         n_train (int, optional): Training images. Default: 8000
@@ -375,6 +379,7 @@ def train_or_load(
     settings = {
         "arch": "PartsCNN",
         "version": _PARTS_CNN_VERSION,
+        "data_version": PARTS_DATA_VERSION,
         "n_classes": 4,
         "width": width,
         "data_seed": seed,

@@ -29,6 +29,7 @@ __all__ = [
     "CLASS_RULES",
     "FLAT_COLOURS",
     "PARTS_CHUNK",
+    "PARTS_DATA_VERSION",
     "PART_NAMES",
     "PartsData",
     "PartsDataset",
@@ -60,6 +61,14 @@ are the same when ``n == m`` or both are at least ``k`` rounded up to a
 multiple of ``PARTS_CHUNK``, so a prefix of a large set can be drawn without
 drawing the rest."""
 _CHUNK = PARTS_CHUNK
+
+PARTS_DATA_VERSION = 2
+"""Version of the images :func:`make_parts_dataset` draws, part of the cache
+key of every network trained on them. Version 2 keeps the clutter
+:data:`~captum_srae.datasets.parts_drawing.CLUTTER_GAP` pixels away from the
+object (version 1 let it touch the body, where a stroke can pass for a tail:
+the demo CNN reached 94.4 % held-out accuracy on version 1 and 98.3 % on
+version 2, same training); labels, masks and poses are unchanged."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +137,9 @@ def make_parts_dataset(
     ``size=64``; lengths scale with ``size``), tilt (up to 36 degrees) and
     facing (left or right). The background is a random dark colour with a
     gradient, and up to eight clutter strokes and blobs drawn *beneath* the
-    object, so they never change a part's pixels; pixel noise is added last.
+    object and never within two pixels of it (an item that would come closer
+    is left out), so they never change a part's pixels nor pass for one;
+    pixel noise is added last (:data:`PARTS_DATA_VERSION`).
 
     The class is uniform over the four of :data:`CLASS_RULES` and sets the
     presence of the wing and tail; the head is present with probability 0.6.

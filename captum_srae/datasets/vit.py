@@ -21,6 +21,7 @@ from torchvision.models.vision_transformer import ConvStemConfig, VisionTransfor
 from captum_srae.datasets.models import (
     cached_or_trained,
 )
+from captum_srae.datasets.parts import PARTS_DATA_VERSION
 from captum_srae.utils.validation import check_int
 
 __all__ = [
@@ -196,6 +197,7 @@ def train_or_load_vit(
     settings = {
         "arch": "parts_vit",
         "version": _PARTS_VIT_VERSION,
+        "data_version": PARTS_DATA_VERSION,
         "n_classes": 4,
         "data_seed": seed,
         "n_train": n_train,

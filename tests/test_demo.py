@@ -276,13 +276,13 @@ def test_demo_summary(demo: tuple[dict[str, Any], Path]) -> None:
 
 def test_demo_quality(demo: tuple[dict[str, Any], Path]) -> None:
     summary = demo[0]
-    # measured (seed 0, 0.2 CNN and library defaults, per-class fits in
-    # one-thread workers): with the CNN cached before the channels-last
-    # layout, CNN 95.8 %, agreement 99.2-99.3 %, R² 0.9945-0.9983 per class;
-    # with the CNN trained fresh after it 95.7 %, 99.3 %, R² 0.9970-0.9978: the
-    # issue's target (R² >= 0.995) is a property over seeds, this bound a
-    # regression check
-    assert summary["cnn"]["test_accuracy"] >= 0.92
+    # measured (seed 0, library defaults, per-class fits in one-thread
+    # workers) on data version 1: CNN 95.7 %, agreement 99.3 %, R²
+    # 0.9970-0.9978 per class; on version 2: CNN 98.3 %, agreement 99.5 %, R²
+    # 0.9967-0.9986. The issue's targets (CNN >= 97 %, R² >= 0.995) are
+    # properties of the shipped CNN and over seeds; these bounds are
+    # regression checks
+    assert summary["cnn"]["test_accuracy"] >= 0.97
     assert summary["agreement"] >= 0.98
     n = summary["data"]["n_test"]
     for entry in summary["classes"].values():
@@ -295,15 +295,19 @@ def test_demo_quality(demo: tuple[dict[str, Any], Path]) -> None:
         assert sum(entry["share"]) == pytest.approx(1.0)
 
 
-def test_demo_gives_the_wing_and_the_tail_their_own_x_features(
+def test_demo_gives_the_evidence_parts_their_own_x_features(
     demo: tuple[dict[str, Any], Path],
 ) -> None:
-    """With the library defaults and the demo's maps (``PARTS_MAPS``), each
-    evidence part of "winged+tailed" has its own x-feature: its map peaks on
-    the part on >= 70 % of the images where both are present and active, and
-    it carries >= 20 % of the positive score (``own_part_features``).
-    Measured over 8 seeds of the same setting: wing 0.87-0.89, tail
-    0.81-0.83, 8 / 8 fits (docs/concepts.rst); this is seed 0."""
+    """With the library defaults and the demo's maps (``PARTS_MAPS``), the
+    wing of "winged" and both evidence parts of "winged+tailed" have their
+    own x-feature: its map peaks on the part on >= 70 % of the images where
+    the part is present and the x-feature active, and it carries >= 20 % of
+    the positive score (``own_part_features``). Measured over 8 seeds of the
+    same setting on data version 2 (docs/concepts.rst): "winged" in 8 / 8
+    fits (wing 0.952-0.961); "winged+tailed" in 2 / 8 (the CNN's tail
+    evidence lies partly on the body, tail pointing 0.57 [0.45, 0.69]). The
+    demo's seed 0 is one of the two: a regression check of the demo as
+    shipped, not a rate."""
     from captum_srae.evaluation.study.parts import (
         EVIDENCE_PARTS,
         own_part_features,
@@ -316,17 +320,19 @@ def test_demo_gives_the_wing_and_the_tail_their_own_x_features(
     explainer = SRAEAttribution.load(out / "explainer", model, **PARTS_MAPS)
     _, test = demo_data(QUICK.n_fit, QUICK.n_test)
     x, masks = test.images[: QUICK.n_maps], test.masks[: QUICK.n_maps]
-    srae = explainer.sraes_[3]
     z, y = collect_activations(model, "conv4", test.images)
-    with torch.no_grad():
-        c = srae.contributions(srae.encode(z))[:, 0, :]
-    rows = y.argmax(1) == 3
-    shares = positive_shares(c[rows].mean(0)[None])[0].nan_to_num(0.0)
-    maps = explainer.attribute(x, target=3)
-    with torch.no_grad():
-        pointing = part_pointing_rates(maps, masks, srae.encode(z[: len(x)]))
-    own = own_part_features(pointing, shares, EVIDENCE_PARTS[3])
-    assert None not in own and own[0] != own[1], (pointing, shares)
+    for target in (1, 3):
+        srae = explainer.sraes_[target]
+        with torch.no_grad():
+            c = srae.contributions(srae.encode(z))[:, 0, :]
+        rows = y.argmax(1) == target
+        shares = positive_shares(c[rows].mean(0)[None])[0].nan_to_num(0.0)
+        maps = explainer.attribute(x, target=target)
+        with torch.no_grad():
+            pointing = part_pointing_rates(maps, masks, srae.encode(z[: len(x)]))
+        own = own_part_features(pointing, shares, EVIDENCE_PARTS[target])
+        assert None not in own, (target, pointing, shares)
+        assert len(set(own)) == len(own), (target, own)
 
 
 def test_demo_comparison(demo: tuple[dict[str, Any], Path]) -> None:

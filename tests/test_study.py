@@ -610,6 +610,9 @@ def test_parts_problem_scores_a_fit_on_a_tiny_cnn() -> None:
     assert s["class_agreement"] == pytest.approx(ref)
     with pytest.raises(ValueError, match="target"):
         PartsProblem(target=4)
+    with pytest.raises(ValueError, match="target"):
+        PartsProblem(target=-1)
+    assert PartsProblem(target=0).target == 0  # "plain": no evidence part
     with pytest.raises(ValueError, match="n_maps"):
         PartsProblem(n_maps=1)
 

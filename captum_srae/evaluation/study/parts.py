@@ -165,7 +165,7 @@ class PartsProblem:
                 self.heatmap_layer = None
         check_map_method(self.map_method)  # a misspelt name fails before any fit
         self.smoothing = check_smoothing(self.smoothing)
-        check_int(self.target, "target")
+        check_int(self.target, "target", minimum=0)
         if not 0 <= self.target < 4:
             raise ValueError(f"target must be a class in 0..3, got {self.target}")
         for field in ("n_fit", "n_test", "n_maps"):

@@ -21,8 +21,9 @@ HEAD, BODY, WING, TAIL = range(4)
 _DRAW_ORDER = (TAIL, BODY, HEAD, WING)  # later parts occlude earlier ones
 _CLUTTER = 8  # clutter slots per image, each filled with probability 0.6
 
-#: Clutter keeps at least this many pixels (for ``size=64``) away from the
-#: object: an item that would come closer is left out, so no stroke or blob
+#: Clutter keeps at least this many pixels (for ``size=64``; a square
+#: neighbourhood, so also diagonally) away from the object: an item that
+#: would come closer is left out, so no stroke or blob
 #: touching the body can pass for a tail or a wing, and every label can be
 #: read from the image (data version 2; see ``PARTS_DATA_VERSION``).
 CLUTTER_GAP = 2

@@ -163,7 +163,7 @@ def train_or_load_vit(
 
     With the defaults it took 4.0 minutes on two CPU cores and reached
     96.1 % held-out accuracy (2000 images; the CNN: 98.5 %) on version 2 of
-    the parts data (version 1: 3.2 minutes, 91.3 %). The same
+    the parts data (version 1: 3.2 minutes, 91.3 %). On version 1 the same
     training without the warm-up epoch reached 88.0 % (91.0 % with 16
     epochs), with ``lr=2e-3`` 56 %: transformers are sensitive to the first
     steps.

@@ -97,8 +97,9 @@ def test_part_pixels_are_painted_over_the_background(
 
 
 def _ring_residuals(data: PartsData, gap: int) -> torch.Tensor:
-    """Per image, the largest deviation of the pixels within ``gap`` of the
-    object (but not on it) from a plane fitted to them, per channel."""
+    """Per image, the largest deviation, over the three channels, of the
+    pixels within ``gap`` of the object (but not on it) from a plane fitted
+    to each channel's values there."""
     obj = data.masks.any(dim=1, keepdim=True).float()
     near = torch.nn.functional.max_pool2d(obj, 2 * gap + 1, 1, gap)[:, 0] > 0
     ring = near & ~data.masks.any(dim=1)

@@ -40,6 +40,8 @@ def ref_mse(z: Tensor, z_hat: Tensor) -> float:
 
 
 def ref_pull_away(f: Tensor, axis: str, eps: float = 1e-8) -> float:
+    if axis == "correlation":  # the columns, each centred over the rows
+        f = f - f.mean(dim=0, keepdim=True)
     rows = [list(map(float, r)) for r in (f if axis == "images" else f.t())]
     m = len(rows)
     if m < 2:

@@ -123,19 +123,69 @@ def test_contribution_init_config() -> None:
     assert SRAEConfig.from_dict(cfg.to_dict()) == cfg
     assert SRAEConfig().init == "contributions"
     assert SRAEConfig.preset("qi2021").init == "autoencoder"  # the authors'
+    assert SRAEConfig().init_explained == 0.99
+    for bad in (0.0, 1.5, "0.9"):
+        with pytest.raises(ValueError, match="init_explained"):
+            SRAEConfig(init_explained=bad)  # type: ignore[arg-type]
 
 
 def test_contribution_init_with_fewer_channels_than_groups() -> None:
-    """Three positive groups asked of two positive channels: the missing
-    group starts at zero instead of failing inside NMF."""
+    """Three positive groups asked of two positive channels: NMF gets two,
+    the negative side the rest, and what neither side can fill starts at
+    zero instead of failing inside NMF."""
     from captum_srae.training.contributions import contribution_targets
 
     g = torch.Generator().manual_seed(0)
     z = torch.rand(200, 4, generator=g)
     y = (z[:, 0] + z[:, 1] - 0.01 * z[:, 2])[:, None]
-    t, k_pos = contribution_targets(z, y, 4)
-    assert k_pos == 3 and t.shape == (200, 4)
-    assert bool(torch.isfinite(t).all()) and float(t[:, 2].abs().max()) == 0.0
+    t, k_pos = contribution_targets(z, y, 4, explained=1.0)
+    assert k_pos == 2 and t.shape == (200, 4)  # 2 negative channels: 2 groups
+    assert bool(torch.isfinite(t).all()) and bool((t.abs().amax(dim=0) > 0).all())
+    t1, k1 = contribution_targets(z[:, :1], y, 3)  # one channel, no negative
+    assert k1 == 1 and float(t1[:, 1:].abs().max()) == 0.0
+
+
+def _parts_with_a_conjunction(n: int = 2000) -> tuple[torch.Tensor, ...]:
+    """Channels of two independent parts A and B (8 each), 2 weak channels
+    that fire only when both are present, and 8 of negative evidence."""
+    g = torch.Generator().manual_seed(0)
+    a = (torch.rand(n, generator=g) < 0.5).float()
+    b = (torch.rand(n, generator=g) < 0.5).float()
+
+    def noisy(k: int) -> torch.Tensor:
+        return 1 + 0.1 * torch.rand(n, k, generator=g)
+
+    both = 0.3 * (a * b)[:, None] * noisy(2)
+    z = torch.cat(
+        [
+            a[:, None] * noisy(8),
+            b[:, None] * noisy(8),
+            both,
+            torch.rand(n, 8, generator=g),
+        ],
+        dim=1,
+    )
+    y = (z[:, :18].sum(1) - 0.2 * z[:, 18:].sum(1))[:, None]
+    return z, y, a, b
+
+
+def test_fewest_groups_keep_a_conjunction_from_taking_a_target() -> None:
+    """With its whole share of groups, NMF of the positive evidence returns
+    a "both parts" group and two "one part without the other" groups (the
+    x-features of a whole object); with the fewest groups that rebuild 99 %
+    of it, one group per part."""
+    from captum_srae.training.contributions import contribution_targets
+
+    z, y, a, b = _parts_with_a_conjunction()
+    t, k_pos = contribution_targets(z, y, 4, explained=1.0)
+    assert k_pos == 3
+    assert max(_corr(t[:, j], a * b) for j in range(3)) > 0.99
+    assert max(_corr(t[:, j], a) for j in range(3)) < 0.8
+    t, k_pos = contribution_targets(z, y, 4)  # explained=0.99, the default
+    assert k_pos == 2
+    assert max(_corr(t[:, j], a) for j in range(2)) > 0.99
+    assert max(_corr(t[:, j], b) for j in range(2)) > 0.99
+    assert max(_corr(t[:, j], a * b) for j in range(2)) < 0.7
 
 
 def test_quiet_quality_warnings_silences_only_those() -> None:

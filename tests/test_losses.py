@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from helpers import (
@@ -87,7 +88,7 @@ def test_mse_reconstruction_matches_literal_formula(seed):
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("axis", ["images", "features"])
+@pytest.mark.parametrize("axis", ["images", "features", "correlation"])
 @pytest.mark.parametrize("v_weighting", [True, False])
 def test_pull_away_matches_literal_formula(seed, axis, v_weighting):
     args = _batch(seed)
@@ -110,6 +111,29 @@ def test_pull_away_closed_form_values():
     assert float(pull_away(torch.ones(1, 3), "images")) == 0.0
     assert float(ref_pull_away(torch.zeros(3, 2), "images")) == 0.0
     assert float(pull_away(torch.zeros(3, 2), "images")) == 0.0  # eps: no NaN
+
+
+def test_correlation_pull_away_is_the_mean_squared_pearson_correlation():
+    g = torch.Generator().manual_seed(3)
+    e = torch.rand(64, 4, generator=g, dtype=torch.float64)
+    e[:, 3] = 0.5 * e[:, 0] + 0.2 * e[:, 3]  # one correlated pair
+    r = np.corrcoef(e.t().numpy())
+    off = r[~np.eye(4, dtype=bool)]
+    assert float(pull_away(e, "correlation")) == pytest.approx(
+        float(np.mean(off**2)), abs=1e-6
+    )
+    # two parts present independently (each on half of the images, together
+    # on a quarter): uncorrelated, so no penalty, while the cosine of the
+    # nonnegative columns ("features") is 1/2
+    wing = torch.tensor([1.0, 1.0, 0.0, 0.0] * 4, dtype=torch.float64)
+    tail = torch.tensor([1.0, 0.0, 1.0, 0.0] * 4, dtype=torch.float64)
+    both = torch.stack([wing, tail], dim=1)
+    assert float(pull_away(both, "correlation")) == pytest.approx(0.0, abs=1e-12)
+    assert float(pull_away(both, "features")) == pytest.approx(0.25, abs=1e-7)
+    # mutually exclusive columns are anti-correlated: penalised
+    only = torch.stack([wing * (1 - tail), tail * (1 - wing)], dim=1)
+    assert float(pull_away(only, "features")) == pytest.approx(0.0, abs=1e-12)
+    assert float(pull_away(only, "correlation")) == pytest.approx(1 / 9, abs=1e-7)
 
 
 def test_pull_away_rejects_unknown_axis():

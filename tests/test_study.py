@@ -608,6 +608,16 @@ def test_parts_problem_scores_a_fit_on_a_tiny_cnn() -> None:
         logits[:, 3] = srae.predict(srae.encode(data.z_test))[:, 0]
     ref = float((logits.argmax(1) == data.truth["logits"].argmax(1)).double().mean())
     assert s["class_agreement"] == pytest.approx(ref)
+    # a pointing tolerance only adds hits, and enters the fingerprint
+    assert "pointing_tolerance" not in problem.fingerprint()
+    problem.pointing_tolerance = 3
+    near = problem.score(srae, data)
+    for key in ("pointing_wing", "pointing_tail", "class_pointing"):
+        assert near[key] >= s[key]
+    assert near["class_pointing"] > s["class_pointing"] or s["class_pointing"] == 1
+    assert problem.fingerprint()["pointing_tolerance"] == 3
+    with pytest.raises(ValueError, match="pointing_tolerance"):
+        PartsProblem(pointing_tolerance=-1)
     with pytest.raises(ValueError, match="target"):
         PartsProblem(target=4)
     with pytest.raises(ValueError, match="target"):

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from captum_srae.utils.validation import check_bool, check_int
 
-PullAwayAxis = Literal["images", "features"]
+PullAwayAxis = Literal["images", "features", "correlation"]
 Reconstruction = Literal["log", "mse"]
 Pooling = Literal["avg", "flatten", "cls", "mean", "mean_patches"]
 
@@ -91,7 +91,10 @@ class SRAEConfig:
         alpha_rec (float): Weight of the reconstruction loss. Default: 10
         alpha_pt (float): Weight of the pull-away term. Default: 10
         pull_away_axis (str): ``"images"`` (rows of the x-feature matrix, the
-            authors' code) or ``"features"`` (its columns). Default: "images"
+            authors' code), ``"features"`` (its columns) or
+            ``"correlation"`` (its columns centred over the batch: squared
+            Pearson correlations, the project's own; it lets parts that
+            occur together keep separate x-features). Default: "images"
         v_weighting (bool): Apply the pull-away term to ``e * v_c`` (summed over
             outputs ``c``) instead of ``e``. Default: True
         nonnegative (bool): End the encoder with a ReLU so that x-features are
@@ -186,6 +189,15 @@ class SRAEConfig:
             the autoencoder start does not (docs/concepts.rst; ``"qi2021"``
             sets ``"autoencoder"``). With ``pretrain_epochs=0`` neither start
             runs. Default: "contributions"
+        init_explained (float): With ``init="contributions"``, the
+            positive evidence gets the fewest NMF groups (at most its share
+            of ``n_concepts``) that rebuild this fraction of its per-channel
+            contributions, and the negative evidence the other x-features.
+            Fewer groups keep NMF from splitting off channels that fire only
+            when two parts are present together, a group that would grow
+            into one x-feature for the whole object (docs/concepts.rst,
+            "Parts that occur together"). 1 gives the positive side its
+            whole share (the start before this field). Default: 0.99
 
     Examples::
 
@@ -232,6 +244,7 @@ class SRAEConfig:
     nan_retries: int = 3
     epoch_samples: int | None = 4096
     init: Init = "contributions"
+    init_explained: float = 0.99
 
     def __post_init__(self) -> None:
         hs = self.hidden_sizes
@@ -257,6 +270,10 @@ class SRAEConfig:
                 raise ValueError(f"{name} must be a nonnegative number, got {value!r}")
         if not _is_number(self.dropout) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not _is_number(self.init_explained) or not 0 < self.init_explained <= 1:
+            raise ValueError(
+                f"init_explained must be in (0, 1], got {self.init_explained!r}"
+            )
         if not _is_number(self.val_fraction) or not 0 < self.val_fraction < 1:
             raise ValueError(
                 f"val_fraction must be in (0, 1), got {self.val_fraction!r}"
@@ -276,7 +293,8 @@ class SRAEConfig:
                     "minibatch is too small a budget to fit; raise "
                     "epoch_samples or lower batch_size"
                 )
-        _check_choice("pull_away_axis", self.pull_away_axis, ("images", "features"))
+        axes = ("images", "features", "correlation")
+        _check_choice("pull_away_axis", self.pull_away_axis, axes)
         _check_choice("reconstruction", self.reconstruction, ("log", "mse"))
         _check_choice("pooling", self.pooling, POOLINGS)
         _check_choice("init", self.init, ("autoencoder", "contributions"))

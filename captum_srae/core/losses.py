@@ -88,12 +88,21 @@ def pull_away(f: Tensor, axis: str = "images", eps: float = PULL_AWAY_EPS) -> Te
 
     Along ``"images"`` the rows are compared,
     ``PT = 1/(B(B-1)) sum_{i != j} (f_i^T f_j / ((|f_i| + eps)(|f_j| + eps)))^2``;
-    along ``"features"`` the columns. Fewer than two rows (columns) give 0.
+    along ``"features"`` the columns. ``"correlation"`` (the project's own)
+    compares the columns after centring each over the batch: the mean
+    squared Pearson correlation between x-features, which, unlike the
+    cosine of nonnegative columns, does not penalise x-features that are
+    active on the same images independently of each other (two parts
+    present together). Fewer than two rows (columns) give 0.
     """
     if axis == "features":
         f = f.t()
+    elif axis == "correlation":
+        f = (f - f.mean(dim=0, keepdim=True)).t()
     elif axis != "images":
-        raise ValueError(f"axis must be 'images' or 'features', got {axis!r}")
+        raise ValueError(
+            f"axis must be 'images', 'features' or 'correlation', got {axis!r}"
+        )
     m = f.shape[0]
     if m < 2:
         return f.new_zeros(())

@@ -10,6 +10,12 @@ standardised activations) splits the score into per-channel contributions
 the others negative evidence. Each side's contribution matrix is factorised
 by NMF, ``C ≈ H W``, into groups of channels whose contributions rise and fall
 together across the data (for an image model: the parts of the evidence).
+The positive side gets the fewest groups that rebuild a fraction
+``explained`` of its contributions (``1 − ‖C − HW‖² / ‖C‖²``), at most its
+share of the x-features, and the negative side the rest: with more groups,
+NMF splits off channels that fire only when several parts are present
+together (a "wing and tail" group beside the wing and the tail), and such a
+group grows into one x-feature that carries the score of a whole object.
 Group ``k`` carries the score ``t_ik = H_ik Σ_d W_kd`` of image ``i``; those are
 the targets of the x-features. The x-feature layer of the encoder (and the
 first decoder layer, its mirror) are then set by least squares from the
@@ -53,30 +59,48 @@ def _ridge(z: Tensor, y: Tensor, ridge: float) -> Tensor:
     return torch.linalg.solve(gram, x.t() @ yc) / std[:, None]
 
 
-def _group_scores(c: Tensor, k: int, seed: int) -> Tensor:
-    """NMF of a nonnegative contribution matrix ``(N, D)`` into ``k`` groups;
-    the score each group carries per row, ``(N, k)``."""
+def _nmf(m: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, float]:
+    """NMF of a nonnegative ``(N, D)`` matrix into ``k <= min(N, D)`` groups:
+    the score each group carries per row ``(N, k)`` and the fraction of
+    ``‖m‖²`` the factorisation rebuilds."""
     from sklearn.decomposition import NMF  # scikit-learn is heavy: import late
 
-    if k == 0:
-        return c.new_zeros(c.shape[0], 0)
-    m = c.clamp_min(0).cpu().numpy().astype(np.float64)
-    fit = min(k, m.shape[0], m.shape[1])  # NMF needs k <= rows and columns
-    if fit == 0 or not np.any(m > 0):
-        return c.new_zeros(c.shape[0], k)  # no such evidence: start dead
-    if fit < k:
-        pad = c.new_zeros(c.shape[0], k - fit)
-        return torch.cat([_group_scores(c, fit, seed), pad], dim=1)
     with warnings.catch_warnings():  # a few hundred iterations are plenty
         warnings.simplefilter("ignore")
         model = NMF(k, init="nndsvda", max_iter=400, random_state=seed)
         h = model.fit_transform(m)
-    scores = h * model.components_.sum(axis=1)[None, :]
+    rebuilt = 1.0 - float(((m - h @ model.components_) ** 2).sum() / (m**2).sum())
+    return h * model.components_.sum(axis=1)[None, :], rebuilt
+
+
+def _fewest_possible(m: np.ndarray, k: int, explained: float) -> int:
+    """The smallest rank whose truncated SVD rebuilds ``explained`` of
+    ``‖m‖²`` (at most ``k``): no NMF of a lower rank can, so the search for
+    the fewest groups starts there (``k`` itself when ``explained >= 1``)."""
+    if explained >= 1.0:
+        return k
+    energy = np.linalg.eigvalsh(m.T @ m)[::-1].clip(min=0.0)
+    reached = np.cumsum(energy) / energy.sum() >= explained
+    return int(min(max(int(np.argmax(reached)) + 1, 1), k))
+
+
+def _group_scores(c: Tensor, k: int, seed: int, explained: float = 1.0) -> Tensor:
+    """NMF of a nonnegative contribution matrix ``(N, D)`` into at most ``k``
+    groups: the fewest that rebuild ``explained`` of it (all ``k`` with
+    ``explained=1``); the score each group carries per row, ``(N, groups)``."""
+    m = c.clamp_min(0).cpu().numpy().astype(np.float64)
+    fit = min(k, m.shape[0], m.shape[1])  # NMF needs k <= rows and columns
+    if fit == 0 or not np.any(m > 0):
+        return c.new_zeros(c.shape[0], 0)  # no such evidence
+    for groups in range(_fewest_possible(m, fit, explained), fit + 1):
+        scores, rebuilt = _nmf(m, groups, seed)
+        if rebuilt >= explained:
+            break
     return torch.as_tensor(scores, dtype=c.dtype, device=c.device)
 
 
 def contribution_targets(
-    z: Tensor, y: Tensor, n_concepts: int, seed: int = 0
+    z: Tensor, y: Tensor, n_concepts: int, seed: int = 0, explained: float = 0.99
 ) -> tuple[Tensor, int]:
     r"""The scores carried by groups of co-firing channels (see the module).
 
@@ -85,15 +109,22 @@ def contribution_targets(
             ``(N, D)``.
         y (Tensor): scores ``(N, K)``; with ``K > 1`` the contributions of
             the outputs are placed side by side.
-        n_concepts (int): number of targets, split between positive and
-            negative evidence in proportion to the variance of each side's
-            total (at least one each when ``n_concepts >= 2``).
+        n_concepts (int): number of targets. The positive side may use up
+            to its share of them, in proportion to the variance of each
+            side's total (at least one each when ``n_concepts >= 2``): the
+            fewest groups that rebuild ``explained`` of its contributions.
+            The negative side gets the rest. Targets a side has too few
+            channels for are zero (their x-features start dead and are
+            revived with ``revive_dead``).
         seed (int, optional): ``random_state`` of the NMF. Default: 0
+        explained (float, optional): the fraction of the positive side's
+            contribution matrix its groups must rebuild; 1 gives it its
+            whole share (the start before this option). Default: 0.99
 
     Returns:
         *tuple*: the targets ``(N, n_concepts)``, nonnegative, each scaled to
-        unit standard deviation (positive evidence first), and the number
-        of positive-evidence targets.
+        unit standard deviation (zero targets stay zero; positive evidence
+        first), and the number of positive-evidence targets.
     """
     w = _ridge(z, y, RIDGE)  # (D, K)
     c = torch.cat([z.double() * w[:, j] for j in range(w.shape[1])], dim=1)
@@ -104,15 +135,17 @@ def contribution_targets(
     if n_concepts >= 2:
         share = var_pos / max(var_pos + var_neg, 1e-12)
         k_pos = int(min(max(round(n_concepts * share), 1), n_concepts - 1))
-    t = torch.cat(
-        [_group_scores(pos, k_pos, seed), _group_scores(neg, n_concepts - k_pos, seed)],
-        dim=1,
-    )
+    t_pos = _group_scores(pos, k_pos, seed, explained)
+    t_neg = _group_scores(neg, n_concepts - t_pos.shape[1], seed)  # the rest
+    rest = n_concepts - t_pos.shape[1] - t_neg.shape[1]
+    t = torch.cat([t_pos, t_neg, t_pos.new_zeros(t_pos.shape[0], rest)], dim=1)
     std = t.std(dim=0) if t.shape[0] > 1 else torch.ones_like(t[0])
-    return (t / std.clamp_min(1e-6)).to(z.dtype), k_pos
+    return (t / std.clamp_min(1e-6)).to(z.dtype), t_pos.shape[1]
 
 
-def init_from_contributions(srae: SRAE, zs: Tensor, ys: Tensor, seed: int) -> None:
+def init_from_contributions(
+    srae: SRAE, zs: Tensor, ys: Tensor, seed: int, explained: float = 0.99
+) -> None:
     """Set the x-feature layer (and its decoder mirror) to the contribution
     targets of standardised rows ``zs`` ``(N, D)`` and scores ``ys`` ``(N, K)``.
 
@@ -126,11 +159,13 @@ def init_from_contributions(srae: SRAE, zs: Tensor, ys: Tensor, seed: int) -> No
         zs (Tensor): standardised training activations.
         ys (Tensor): standardised training scores.
         seed (int): seed of the factorisation.
+        explained (float, optional): ``explained`` of
+            :func:`contribution_targets`. Default: 0.99
     """
     enc, dec = srae.encoder, srae.decoder
     with torch.no_grad():
         z = zs * srae.z_scale + srae.z_mean  # raw units: nonnegative channels
-        t, _ = contribution_targets(z, ys, srae.n_concepts, seed)
+        t, _ = contribution_targets(z, ys, srae.n_concepts, seed, explained)
         h = torch.relu(enc[3](torch.relu(enc[0](zs))))
         sol = _least_squares(h, t)
         enc[5].weight.copy_(sol[:-1].t().to(enc[5].weight.dtype))

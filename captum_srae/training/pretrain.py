@@ -113,7 +113,8 @@ def _start_from_contributions(ctx: FitContext) -> None:
     """``config.init == "contributions"``: the x-feature layer from the
     contribution targets of the split's :meth:`init_rows`."""
     zs, ys = ctx.data.init_rows()
-    init_from_contributions(ctx.srae, zs, ys, ctx.config.seed)
+    config = ctx.config
+    init_from_contributions(ctx.srae, zs, ys, config.seed, config.init_explained)
 
 
 def _epoch_step(

@@ -65,6 +65,50 @@ def test_loop_oracles_with_signed_maps():
     np.testing.assert_allclose(rma.per_image.numpy(), masses, rtol=1e-12)
 
 
+@pytest.mark.parametrize("tolerance", [1, 2, 3])
+def test_pointing_tolerance_against_a_distance_oracle(tolerance):
+    """A hit within ``tolerance``: some maximal pixel lies at Euclidean
+    distance <= tolerance of a mask pixel (a brute-force loop)."""
+    n = 200
+    m = torch.zeros(n, 12, 12, dtype=torch.bool)
+    g = torch.Generator().manual_seed(5)
+    pos = torch.randint(0, 10, (n, 2), generator=g)
+    for i in range(n):  # small 2x2 parts, so that misses are common
+        r, c = pos[i].tolist()
+        m[i, r : r + 2, c : c + 2] = True
+    maps = torch.rand(n, 12, 12, generator=g, dtype=torch.float64)
+    maps[0] = 0.5  # constant: a miss at any tolerance
+    maps[1, 0, 0] = maps[1, 11, 11] = 2.0  # a tie: hit if either is near
+    pg = pointing_game(maps, m, tolerance=tolerance)
+    hits = []
+    for i in range(n):
+        a, mi = maps[i].numpy(), m[i].numpy()
+        if a.min() == a.max():
+            hits.append(0.0)
+            continue
+        peaks = np.argwhere(a == a.max())
+        parts = np.argwhere(mi)
+        d = np.sqrt(((peaks[:, None, :] - parts[None, :, :]) ** 2).sum(-1)).min()
+        hits.append(float(d <= tolerance))
+    assert pg.per_image.tolist() == hits
+    strict = pointing_game(maps, m).per_image
+    assert bool((pg.per_image >= strict).all())  # tolerance only adds hits
+    assert pg.per_image.sum() > strict.sum()
+
+
+def test_pointing_tolerance_is_euclidean_and_checked():
+    m = torch.zeros(1, 9, 9, dtype=torch.bool)
+    m[0, 4, 4] = True
+    a = torch.zeros(1, 9, 9)
+    a[0, 6, 6] = 1.0  # 2 rows and 2 columns off: distance 2.83
+    assert pointing_game(a, m, tolerance=2).score.item() == 0.0
+    assert pointing_game(a, m, tolerance=3).score.item() == 1.0
+    with pytest.raises(ValueError, match="tolerance"):
+        pointing_game(a, m, tolerance=-1)
+    with pytest.raises(TypeError, match="tolerance"):
+        pointing_game(a, m, tolerance=1.5)
+
+
 def test_absent_parts_constant_maps_and_low_resolution():
     m = block_masks(3)
     m[1] = False  # part absent in image 1

@@ -87,24 +87,28 @@ def pull_away_value(
 
     ``PT(F) = 1/(m(m−1)) Σ_{i≠j} (F_iᵀF_j / (‖F_i‖‖F_j‖))²`` over the rows
     (``axis="images"``, ``m = N``) or the columns (``axis="features"``,
-    ``m = K``) of ``F``. With ``weight`` the term is computed on every
-    ``F_c = E ⊙ v_c`` and summed over the outputs ``c``, exactly as in the
-    training loss (:func:`captum_srae.core.losses.pull_away_loss`, which adds
-    ``1e-8`` to the norms); without it on ``E``. The term comes from EBGAN
+    ``m = K``) of ``F``, or the columns centred over the rows
+    (``axis="correlation"``: the mean squared Pearson correlation). With
+    ``weight`` the term is computed on every ``F_c = E ⊙ v_c`` and summed
+    over the outputs ``c``, exactly as in the training loss
+    (:func:`captum_srae.core.losses.pull_away_loss`, which adds ``1e-8`` to
+    the norms); without it on ``E``. The term comes from EBGAN
     (Zhao, Mathieu, LeCun, ICLR 2017) and is used by Qi, Khorram and Li.
 
     Args:
         x_features (Tensor): ``(N, K)``.
         weight (Tensor, optional): ``(K,)`` or ``(C, K)``. Default: None
-        axis (str, optional): ``"images"`` or ``"features"``.
-            Default: "images"
+        axis (str, optional): ``"images"``, ``"features"`` or
+            ``"correlation"``. Default: "images"
 
     Returns:
         *Tensor*: scalar.
     """
     e = _features(x_features)
-    if axis not in ("images", "features"):
-        raise ValueError(f"axis must be 'images' or 'features', got {axis!r}")
+    if axis not in ("images", "features", "correlation"):
+        raise ValueError(
+            f"axis must be 'images', 'features' or 'correlation', got {axis!r}"
+        )
     if weight is None:
         return pull_away(e, axis, PULL_AWAY_EPS)
     w = _weights(weight, e.shape[1]).to(e.dtype)

@@ -121,6 +121,10 @@ class PartsProblem:
             :func:`~captum_srae.datasets.vit.train_or_load_vit`; empty: the
             demo's network). Default: {}
         seed (int, optional): seed of the images. Default: 0
+        pointing_tolerance (int, optional): ``tolerance`` of every pointing
+            game of the problem (pixels by which a map's peak may miss the
+            part; see :func:`~captum_srae.evaluation.metrics.pointing_game`).
+            Default: 0 (the peak inside the part)
         model (str, optional): ``"cnn"`` (the demo's ``PartsCNN``) or
             ``"vit"`` (the small ViT). With ``"vit"``, the CNN's defaults of
             ``layer``, ``heatmap_layer``, ``map_method`` and ``smoothing``
@@ -149,6 +153,7 @@ class PartsProblem:
     cnn: dict[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     model: str = "cnn"
+    pointing_tolerance: int = 0
 
     def __post_init__(self) -> None:
         if self.model not in ("cnn", "vit"):
@@ -166,6 +171,7 @@ class PartsProblem:
         check_map_method(self.map_method)  # a misspelt name fails before any fit
         self.smoothing = check_smoothing(self.smoothing)
         check_int(self.target, "target", minimum=0)
+        check_int(self.pointing_tolerance, "pointing_tolerance", minimum=0)
         if not 0 <= self.target < 4:
             raise ValueError(f"target must be a class in 0..3, got {self.target}")
         for field in ("n_fit", "n_test", "n_maps"):
@@ -187,6 +193,8 @@ class PartsProblem:
             del settings["model"]
         if self.smoothing == 0:  # ... and from before smoothing
             del settings["smoothing"]
+        if self.pointing_tolerance == 0:  # ... and before the tolerance
+            del settings["pointing_tolerance"]
         return {"problem": self.name, **settings, **tensor_fingerprint(self.load())}
 
     def load(self) -> ProblemData:
@@ -279,7 +287,8 @@ class PartsProblem:
         if bool(active.any()):
             out["part_purity"] = float(assoc.purity[active].mean())
             out["part_iou"] = float(assoc.iou[active].max(dim=1).values.mean())
-        pointing = part_pointing_rates(maps, masks, e)
+        tol = self.pointing_tolerance
+        pointing = part_pointing_rates(maps, masks, e, tolerance=tol)
         parts = EVIDENCE_PARTS[self.target]
         for p in parts:
             eligible = shares >= OWN_SHARE
@@ -291,17 +300,22 @@ class PartsProblem:
             out["parts_own"] = float(all(k is not None for k in own))
             cls = sa.attribute(x, target=self.target, output="class", **kw)
             union = masks[:, list(parts)].any(dim=1)
-            out["class_pointing"] = float(pointing_game(cls, union).score)
+            score = pointing_game(cls, union, tolerance=tol).score
+            out["class_pointing"] = float(score)
         return out
 
 
-def part_pointing_rates(maps: Tensor, masks: Tensor, e: Tensor) -> Tensor:
+def part_pointing_rates(
+    maps: Tensor, masks: Tensor, e: Tensor, *, tolerance: int = 0
+) -> Tensor:
     """The pointing game of each x-feature's maps on each part.
 
     Args:
         maps (Tensor): x-feature maps ``(N, n_concepts, H, W)``.
         masks (Tensor): boolean part masks ``(N, n_parts, H, W)``.
         e (Tensor): the x-features of the same images ``(N, n_concepts)``.
+        tolerance (int, optional): ``tolerance`` of
+            :func:`~captum_srae.evaluation.metrics.pointing_game`. Default: 0
 
     Returns:
         *Tensor*: ``(n_concepts, n_parts)`` float64 rates, each over the
@@ -315,6 +329,8 @@ def part_pointing_rates(maps: Tensor, masks: Tensor, e: Tensor) -> Tensor:
         for p in range(n_p):
             rows = on & masks[:, p].flatten(1).any(dim=1)
             if int(rows.sum()) >= 5:
-                score = pointing_game(maps[rows, k], masks[rows, p]).score
+                score = pointing_game(
+                    maps[rows, k], masks[rows, p], tolerance=tolerance
+                ).score
                 out[k, p] = float(score)
     return out

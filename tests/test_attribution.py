@@ -584,7 +584,8 @@ def test_fit_warnings_name_the_class_and_point_at_the_caller(
     sa = SRAEAttribution(vgg_net(), "relu4", config=CFG)
     with pytest.warns(RuntimeWarning) as record:
         sa.fit(x[:60], target=[0, 2], show_progress=False)
-    ours = [w for w in record if "one x-feature carries" in str(w.message)]
+    # (the stand-in's text exactly: the tiny fits may also warn for real)
+    ours = [w for w in record if str(w.message).endswith("carries 100 %")]
     assert [str(w.message) for w in ours] == [
         "class 0: one x-feature carries 100 %",
         "class 2: one x-feature carries 100 %",

@@ -116,6 +116,33 @@ def test_contribution_init_separates_two_parts_where_the_autoencoder_does_not() 
     assert history.val_r2 > 0.99 and history.accepted
 
 
+def test_positive_evidence_keeps_two_groups_when_one_would_do() -> None:
+    """One positive factor over 8 channels: one group rebuilds all of it,
+    but the start keeps two (the acceptance rule asks for two positive
+    x-features), unless the share of the positive side is one."""
+    from captum_srae.training.contributions import (
+        MIN_POSITIVE_GROUPS,
+        contribution_targets,
+    )
+
+    g = torch.Generator().manual_seed(0)
+    f = torch.rand(1000, 1, generator=g)
+    z = torch.cat(
+        [
+            f * (1 + 0.01 * torch.rand(1000, 8, generator=g)),
+            torch.rand(1000, 4, generator=g),
+        ],
+        dim=1,
+    )
+    y = (z[:, :8].sum(1) - 0.1 * z[:, 8:].sum(1))[:, None]
+    t, k_pos = contribution_targets(z, y, 5)
+    assert k_pos == MIN_POSITIVE_GROUPS == 2 and t.shape == (1000, 5)
+    t, k_pos = contribution_targets(z, y, 5, explained=1.0)
+    assert k_pos == 4  # the whole share
+    _, k_pos = contribution_targets(z, -y, 5)  # positive share: one
+    assert k_pos == 1
+
+
 def test_default_start_separates_two_parts_without_revive_dead() -> None:
     """The failure mode the terms exist for: 5 x-features for a score made
     of two parts, dead x-features left dead. The default start (the fewest

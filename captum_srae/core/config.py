@@ -191,8 +191,9 @@ class SRAEConfig:
             runs. Default: "contributions"
         init_explained (float): With ``init="contributions"``, the
             positive evidence gets the fewest NMF groups (at most its share
-            of ``n_concepts``) that rebuild this fraction of its per-channel
-            contributions, and the negative evidence the other x-features.
+            of ``n_concepts``, at least two where the share allows) that
+            rebuild this fraction of its per-channel contributions, and the
+            negative evidence the other x-features.
             Fewer groups keep NMF from splitting off channels that fire only
             when two parts are present together, a group that would grow
             into one x-feature for the whole object (docs/concepts.rst,

@@ -32,7 +32,12 @@ from torch import Tensor
 
 from captum_srae.core.model import SRAE
 
-__all__ = ["RIDGE", "contribution_targets", "init_from_contributions"]
+__all__ = [
+    "MIN_POSITIVE_GROUPS",
+    "RIDGE",
+    "contribution_targets",
+    "init_from_contributions",
+]
 
 
 def _least_squares(x: Tensor, target: Tensor) -> Tensor:
@@ -40,6 +45,12 @@ def _least_squares(x: Tensor, target: Tensor) -> Tensor:
     design = torch.cat([x, torch.ones_like(x[:, :1])], dim=1).double()
     return torch.linalg.pinv(design) @ target.double()
 
+
+#: The positive evidence gets at least this many groups where its share
+#: allows: the acceptance rule asks for two positive x-features by default
+#: (``retune_min_positive``), and one group would leave one positive
+#: x-feature to carry the score.
+MIN_POSITIVE_GROUPS = 2
 
 #: Ridge penalty of the score's fit on the activations, relative to the
 #: number of rows (each activation standardised): it keeps correlated
@@ -84,15 +95,19 @@ def _fewest_possible(m: np.ndarray, k: int, explained: float) -> int:
     return int(min(max(int(np.argmax(reached)) + 1, 1), k))
 
 
-def _group_scores(c: Tensor, k: int, seed: int, explained: float = 1.0) -> Tensor:
+def _group_scores(
+    c: Tensor, k: int, seed: int, explained: float = 1.0, at_least: int = 1
+) -> Tensor:
     """NMF of a nonnegative contribution matrix ``(N, D)`` into at most ``k``
-    groups: the fewest that rebuild ``explained`` of it (all ``k`` with
-    ``explained=1``); the score each group carries per row, ``(N, groups)``."""
+    groups: the fewest (but at least ``at_least``) that rebuild ``explained``
+    of it (all ``k`` with ``explained=1``); the score each group carries per
+    row, ``(N, groups)``."""
     m = c.clamp_min(0).cpu().numpy().astype(np.float64)
     fit = min(k, m.shape[0], m.shape[1])  # NMF needs k <= rows and columns
     if fit == 0 or not np.any(m > 0):
         return c.new_zeros(c.shape[0], 0)  # no such evidence
-    for groups in range(_fewest_possible(m, fit, explained), fit + 1):
+    first = min(max(_fewest_possible(m, fit, explained), at_least), fit)
+    for groups in range(first, fit + 1):
         scores, rebuilt = _nmf(m, groups, seed)
         if rebuilt >= explained:
             break
@@ -112,7 +127,8 @@ def contribution_targets(
         n_concepts (int): number of targets. The positive side may use up
             to its share of them, in proportion to the variance of each
             side's total (at least one each when ``n_concepts >= 2``): the
-            fewest groups that rebuild ``explained`` of its contributions.
+            fewest groups that rebuild ``explained`` of its contributions,
+            and at least :data:`MIN_POSITIVE_GROUPS` where its share allows.
             The negative side gets the rest. Targets a side has too few
             channels for are zero (their x-features start dead and are
             revived with ``revive_dead``).
@@ -135,7 +151,7 @@ def contribution_targets(
     if n_concepts >= 2:
         share = var_pos / max(var_pos + var_neg, 1e-12)
         k_pos = int(min(max(round(n_concepts * share), 1), n_concepts - 1))
-    t_pos = _group_scores(pos, k_pos, seed, explained)
+    t_pos = _group_scores(pos, k_pos, seed, explained, MIN_POSITIVE_GROUPS)
     t_neg = _group_scores(neg, n_concepts - t_pos.shape[1], seed)  # the rest
     rest = n_concepts - t_pos.shape[1] - t_neg.shape[1]
     t = torch.cat([t_pos, t_neg, t_pos.new_zeros(t_pos.shape[0], rest)], dim=1)

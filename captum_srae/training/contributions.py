@@ -90,7 +90,8 @@ def _fewest_possible(m: np.ndarray, k: int, explained: float) -> int:
     the fewest groups starts there (``k`` itself when ``explained >= 1``)."""
     if explained >= 1.0:
         return k
-    energy = np.linalg.eigvalsh(m.T @ m)[::-1].clip(min=0.0)
+    gram = m.T @ m if m.shape[1] <= m.shape[0] else m @ m.T  # the smaller
+    energy = np.linalg.eigvalsh(gram)[::-1].clip(min=0.0)
     reached = np.cumsum(energy) / energy.sum() >= explained
     return int(min(max(int(np.argmax(reached)) + 1, 1), k))
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from captum_srae.utils.validation import check_bool, check_int
 
 PullAwayAxis = Literal["images", "features", "correlation"]
+#: The values of ``SRAEConfig.pull_away_axis`` (and of the ``axis`` of the
+#: pull-away term and metric).
+PULL_AWAY_AXES: tuple[str, ...] = get_args(PullAwayAxis)
 Reconstruction = Literal["log", "mse"]
 Pooling = Literal["avg", "flatten", "cls", "mean", "mean_patches"]
 
@@ -294,8 +297,7 @@ class SRAEConfig:
                     "minibatch is too small a budget to fit; raise "
                     "epoch_samples or lower batch_size"
                 )
-        axes = ("images", "features", "correlation")
-        _check_choice("pull_away_axis", self.pull_away_axis, axes)
+        _check_choice("pull_away_axis", self.pull_away_axis, PULL_AWAY_AXES)
         _check_choice("reconstruction", self.reconstruction, ("log", "mse"))
         _check_choice("pooling", self.pooling, POOLINGS)
         _check_choice("init", self.init, ("autoencoder", "contributions"))

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from captum_srae.core.config import SRAEConfig
+from captum_srae.core.config import PULL_AWAY_AXES, SRAEConfig
 
 PULL_AWAY_EPS = 1e-8
 
@@ -100,9 +100,7 @@ def pull_away(f: Tensor, axis: str = "images", eps: float = PULL_AWAY_EPS) -> Te
     elif axis == "correlation":
         f = (f - f.mean(dim=0, keepdim=True)).t()
     elif axis != "images":
-        raise ValueError(
-            f"axis must be 'images', 'features' or 'correlation', got {axis!r}"
-        )
+        raise ValueError(f"axis must be one of {PULL_AWAY_AXES}, got {axis!r}")
     m = f.shape[0]
     if m < 2:
         return f.new_zeros(())

@@ -80,7 +80,7 @@ def _nmf(m: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, float]:
         warnings.simplefilter("ignore")
         model = NMF(k, init="nndsvda", max_iter=400, random_state=seed)
         h = model.fit_transform(m)
-    rebuilt = 1.0 - float(((m - h @ model.components_) ** 2).sum() / (m**2).sum())
+    rebuilt = 1.0 - model.reconstruction_err_**2 / float((m**2).sum())
     return h * model.components_.sum(axis=1)[None, :], rebuilt
 
 

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from captum_srae.core.config import PULL_AWAY_AXES
 from captum_srae.core.losses import PULL_AWAY_EPS, pull_away
 from captum_srae.evaluation.metrics.checks import matrix
 from captum_srae.utils.validation import as_float_tensor, check_finite
@@ -105,10 +106,8 @@ def pull_away_value(
         *Tensor*: scalar.
     """
     e = _features(x_features)
-    if axis not in ("images", "features", "correlation"):
-        raise ValueError(
-            f"axis must be 'images', 'features' or 'correlation', got {axis!r}"
-        )
+    if axis not in PULL_AWAY_AXES:
+        raise ValueError(f"axis must be one of {PULL_AWAY_AXES}, got {axis!r}")
     if weight is None:
         return pull_away(e, axis, PULL_AWAY_EPS)
     w = _weights(weight, e.shape[1]).to(e.dtype)
